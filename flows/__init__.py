@@ -1,0 +1,1 @@
+"""Prefect flows of the house-price pipeline and their command line (`python -m flows`)."""

@@ -1,0 +1,87 @@
+"""Command line: `python -m flows <command> [options]`, options generated from each flow's
+config model, so the CLI and the Prefect UI form always agree."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from tasks.errors import DataError
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    """One option per field: its description is the help, a Literal gives the choices."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            annotation = next(a for a in args if a is not type(None))
+            args = typing.get_args(annotation)
+        kwargs: dict = {"dest": name, "default": argparse.SUPPRESS}
+        default = field.default
+        shown = "none" if default is None else str(default)
+        if typing.get_origin(annotation) is typing.Literal:
+            kwargs["choices"] = list(args)
+            kwargs["type"] = type(args[0])
+        elif annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif annotation in (int, float, str, Path):
+            kwargs["type"] = annotation
+            kwargs["metavar"] = {Path: "DIR", str: "TEXT", int: "N", float: "X"}[annotation]
+        kwargs["help"] = f"{field.description or ''} (default: {shown})"
+        parser.add_argument(_option(name), **kwargs)
+
+
+def config_from_args(model: type[BaseModel], args: argparse.Namespace) -> BaseModel:
+    values = {name: getattr(args, name) for name in model.model_fields if hasattr(args, name)}
+    return model(**values)
+
+
+class _HideDataErrorTraceback(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback; for bad input the message
+    says everything, so the console shows the message alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], DataError):
+            record.msg = f"{record.getMessage().rstrip(':')}: {record.exc_info[1]}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_bad_input_tracebacks() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine", "prefect.task_engine"):
+        logging.getLogger(name).addFilter(_HideDataErrorTraceback())
+
+
+def run_command(run: Callable[[], object]) -> int:
+    """Run a command; bad input and invalid parameters become a message and exit code 2."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _quiet_bad_input_tracebacks()
+    try:
+        run()
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_option(str(e['loc'][0])) if e['loc'] else 'value'}: {e['msg']}" for e in error.errors())
+        print(f"error: invalid parameters: {problems}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,34 @@
+"""Typed parameters of each flow: the Prefect UI renders them as forms, the CLI maps onto them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = str(PROJECT_ROOT / "data" / "houses")
+
+
+class PreprocessConfig(BaseModel):
+    """Ingest a Houses-format dataset and build the cached, training-ready Parquet files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(DEFAULT_DATA, description="Houses-format folder, or URL of a zip of one "
+                      "(downloaded once into the cache). Default: the compact copy in data/houses.")
+    out: Path = Field(Path("runs/preprocess"), description="Folder for summary.json, manifest.json "
+                      "and encoders.json.")
+    cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs; entries are "
+                        "keyed by input content, parameters and code version.")
+    min_houses_per_zip: int = Field(25, ge=1, description="Drop zip codes with fewer houses.")
+    test_size: float = Field(0.25, gt=0, lt=1, description="Fraction of houses held out for test.")
+    seed: int = Field(42, description="Seed of the train/test split.")
+    tile_size: int = Field(32, ge=4, le=1024, description="Side of each photo's tile, in pixels; "
+                           "the montage is twice that.")
+    on_bad_house: Literal["fail", "skip"] = Field("fail", description="On a house with a bad line "
+                                                  "or photo: stop with an error, or leave it out and "
+                                                  "list it in the summary.")
+    export_montages: Path | None = Field(None, description="Also write each kept house's montage "
+                                         "as DIR/{house}.png.")

@@ -1,0 +1,42 @@
+"""The preprocess flow: resolve data -> ingest -> filter -> montages -> dataset -> outputs."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.config import PreprocessConfig
+from tasks.dataset import Dataset, summarize
+from tasks.preprocess_tasks import (
+    dataset_task,
+    filter_task,
+    ingest_task,
+    montages_task,
+    resolve_data_task,
+    write_outputs_task,
+)
+
+
+def _run_name() -> str:
+    config = flow_run.parameters.get("config")
+    data = getattr(config, "data", None) or (config or {}).get("data", "data")
+    return f"preprocess-{str(data).rstrip('/').rsplit('/', 1)[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="preprocess", flow_run_name=_run_name)
+def preprocess_flow(config: PreprocessConfig) -> Dataset:
+    """Build the training-ready, cached dataset; writes summary.json under `config.out`."""
+    started = time.perf_counter()
+    data_dir = resolve_data_task(config.data, config.cache)
+    ingested = ingest_task(data_dir, config.on_bad_house)
+    kept = filter_task(ingested.houses, config.min_houses_per_zip)
+    built = montages_task(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
+    dataset = dataset_task(config.cache, kept, built, config.test_size, config.seed)
+    summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped,
+                        kept, built, dataset)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages)
+    return dataset

@@ -1,0 +1,1 @@
+"""Stage functions of the house-price pipeline, each usable without Prefect."""

@@ -1,0 +1,48 @@
+"""Small generated Houses-format datasets: a few houses, tiny photos, in a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tasks.ingest import PHOTO_KINDS
+
+# One flat BGR colour per photo kind, so a montage's quadrants can be told apart.
+KIND_COLORS = {"bathroom": (255, 0, 0), "bedroom": (0, 255, 0), "frontal": (0, 0, 255), "kitchen": (0, 255, 255)}
+
+
+def write_photo(path: Path, color: tuple[int, int, int], size: tuple[int, int] = (48, 40), noise: int = 0,
+                seed: int = 0) -> None:
+    height, width = size
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = color
+    if noise:
+        rng = np.random.default_rng(seed)
+        image = np.clip(image.astype(int) + rng.integers(-noise, noise + 1, image.shape), 0, 255).astype(np.uint8)
+    ok = cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok, path
+
+
+def make_houses(folder: Path, zipcodes: list[int], photo_size: tuple[int, int] = (48, 40),
+                csv: bool = False) -> Path:
+    """One house per entry of `zipcodes`; prices and areas vary with the house number."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, zipcode in enumerate(zipcodes, start=1):
+        bedrooms, bathrooms, area, price = 1 + number % 5, 1 + number % 3, 1000 + 37 * number, 100000 + 5000 * number
+        lines.append((bedrooms, bathrooms, area, zipcode, price))
+        for kind in PHOTO_KINDS:
+            write_photo(folder / f"{number}_{kind}.jpg", KIND_COLORS[kind], photo_size, noise=20, seed=number)
+    if csv:
+        rows = ["bedrooms,bathrooms,area,zipcode,price"] + [",".join(map(str, line)) for line in lines]
+        (folder / "houses.csv").write_text("\n".join(rows) + "\n")
+    else:
+        (folder / "HousesInfo.txt").write_text("".join(" ".join(map(str, line)) + "\n" for line in lines))
+    return folder
+
+
+def small_zipcodes() -> list[int]:
+    """12 houses: zip 90001 x5, 90002 x4, 90003 x2, 90004 x1 (min 3 keeps 9 houses in 2 zips)."""
+    return [90001, 90002, 90001, 90003, 90002, 90001, 90004, 90002, 90001, 90003, 90002, 90001]
