@@ -49,28 +49,30 @@ def config_from_args(model: type[BaseModel], args: argparse.Namespace) -> BaseMo
     return model(**values)
 
 
-class _HideDataErrorTraceback(logging.Filter):
-    """Prefect logs a failed run's exception with its traceback; for bad input the message
-    says everything, so the console shows the message alone."""
+class _ShortenBadInputLogs(logging.Filter):
+    """Prefect logs a failed run's exception (with traceback) and its final state, each with the
+    whole error text. For bad input the CLI prints that text once, as `error: ...`; the logs keep
+    one line each. The full text stays in the run's final state message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], DataError):
-            record.msg = f"{record.getMessage().rstrip(':')}: {record.exc_info[1]}"
-            record.args = ()
-            record.exc_info = None
-            record.exc_text = None
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, DataError):
+            record.msg, record.args = f"Stopped on bad input: {str(error).splitlines()[0]}", ()
+            record.exc_info = record.exc_text = None
+        elif "DataError" in record.getMessage() and "Finished in state" in record.getMessage():
+            record.msg, record.args = "Finished in state Failed: bad input (see the error message)", ()
         return True
 
 
-def _quiet_bad_input_tracebacks() -> None:
-    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine", "prefect.task_engine"):
-        logging.getLogger(name).addFilter(_HideDataErrorTraceback())
+def _shorten_bad_input_logs() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_ShortenBadInputLogs())
 
 
 def run_command(run: Callable[[], object]) -> int:
     """Run a command; bad input and invalid parameters become a message and exit code 2."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    _quiet_bad_input_tracebacks()
+    _shorten_bad_input_logs()
     try:
         run()
     except DataError as error:
