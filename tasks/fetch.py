@@ -23,6 +23,10 @@ STAGE = "downloads"
 CHUNK = 1 << 20
 
 
+class TransientDownloadError(DataError):
+    """A download that may work when tried again (network trouble, server error)."""
+
+
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://", "file://"))
 
@@ -30,8 +34,11 @@ def is_url(source: str) -> bool:
 def _download(url: str, target: Path, timeout: float) -> None:
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        problem = DataError if error.code < 500 else TransientDownloadError
+        raise problem(f"cannot download: {error}; check the URL", url) from None
     except (urllib.error.URLError, OSError) as error:
-        raise DataError(f"cannot download: {error}; check the URL and the network", url) from None
+        raise TransientDownloadError(f"cannot download: {error}; check the URL and the network", url) from None
     total = int(response.headers.get("Content-Length") or 0)
     done = 0
     with response, open(target, "wb") as handle:
@@ -41,7 +48,7 @@ def _download(url: str, target: Path, timeout: float) -> None:
             _progress(url, done, total)
     print(file=sys.stderr)
     if total and done != total:
-        raise DataError(f"download ended after {done} of {total} bytes; try again", url)
+        raise TransientDownloadError(f"download ended after {done} of {total} bytes; try again", url)
 
 
 def _progress(url: str, done: int, total: int) -> None:

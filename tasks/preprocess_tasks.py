@@ -19,9 +19,17 @@ from prefect.logging import get_run_logger
 from tasks import fetch, ingest, montages, preprocess
 from tasks.cache import Cache, atomic_write_json
 from tasks.dataset import Dataset, build_dataset
+from tasks.errors import DataError
 
 
-@task(name="resolve-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def _retry_only_transient(task, task_run, state) -> bool:
+    """Retry network trouble, not a bad URL or a bad zip."""
+    error = state.data
+    return not isinstance(error, DataError) or isinstance(error, fetch.TransientDownloadError)
+
+
+@task(name="resolve-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=_retry_only_transient)
 def resolve_data_task(source: str, cache_dir: Path) -> Path:
     """Local folder as is; a URL is downloaded once (retried: network I/O)."""
     return fetch.resolve_data_source(source, Cache(cache_dir))
