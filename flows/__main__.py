@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from flows.cli import add_config_arguments, config_from_args, run_command
-from flows.config import PreprocessConfig
+from flows.config import PreprocessConfig, TrainConfig
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -16,6 +17,23 @@ def _preprocess(args: argparse.Namespace) -> None:
     config = config_from_args(PreprocessConfig, args)
     preprocess_flow(config)
     print(f"Summary: {(config.out / 'summary.json').resolve()}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from flows.train import train_flow
+
+    config = config_from_args(TrainConfig, args)
+    metrics = train_flow(config)
+    print(f"Test MAPE {metrics['mape_mean']:.2f} % (median {metrics['mape_median']:.2f} %), "
+          f"R^2 {metrics['r2']:.3f}")
+    print(f"Report: {(config.out / 'report.md').resolve()}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from tasks.predict import predict_new_houses
+
+    table = predict_new_houses(args.model, args.house, args.photos)
+    print(table.to_string(index=False, formatters={"predicted_price": "${:,.0f}".format}))
 
 
 def _compact(args: argparse.Namespace) -> None:
@@ -35,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(preprocess, PreprocessConfig)
     preprocess.set_defaults(handler=_preprocess)
 
+    train = commands.add_parser("train", help=TrainConfig.__doc__, description=TrainConfig.__doc__)
+    add_config_arguments(train, TrainConfig)
+    train.set_defaults(handler=_train)
+
+    predict = commands.add_parser(
+        "predict", help="Price new houses with a trained model.",
+        description="Print a predicted price for each house of a CSV file (columns bedrooms, bathrooms, area, "
+                    "zipcode; optional house, the number in the photo names {house}_{room}.jpg).")
+    predict.add_argument("--model", type=Path, required=True, help="model/ folder of a train run")
+    predict.add_argument("--house", type=Path, required=True, metavar="ATTRS_CSV", help="CSV of the new houses")
+    predict.add_argument("--photos", type=Path, help="folder with the houses' four photos each")
+    predict.set_defaults(handler=_predict)
+
     compact = commands.add_parser(
         "compact-dataset", help="Write a copy of a Houses-format folder with shrunk photos.",
         description="Copy a Houses-format folder, shrinking photos so the long side is at most "
@@ -47,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     args = build_parser().parse_args(argv)
     return run_command(lambda: args.handler(args))
 

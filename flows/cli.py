@@ -32,7 +32,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         kwargs: dict = {"dest": name, "default": argparse.SUPPRESS}
         default = field.default
         shown = "none" if default is None else str(default)
-        if typing.get_origin(annotation) is typing.Literal:
+        if typing.get_origin(annotation) is list:
+            item = args[0]
+            choices = typing.get_args(item) if typing.get_origin(item) is typing.Literal else None
+            kwargs["type"] = _comma_list(int if item is int else str)
+            kwargs["metavar"] = "A,B,..." if choices is None else "{" + ",".join(choices) + "},..."
+            shown = ",".join(map(str, default)) if isinstance(default, list) else "none"
+            if field.default_factory is not None:
+                shown = ",".join(map(str, field.default_factory())) or "none"
+        elif typing.get_origin(annotation) is typing.Literal:
             kwargs["choices"] = list(args)
             kwargs["type"] = type(args[0])
         elif annotation is bool:
@@ -42,6 +50,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
             kwargs["metavar"] = {Path: "DIR", str: "TEXT", int: "N", float: "X"}[annotation]
         kwargs["help"] = f"{field.description or ''} (default: {shown})"
         parser.add_argument(_option(name), **kwargs)
+
+
+def _comma_list(convert: type) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        return [convert(part) for part in text.split(",") if part.strip()]
+
+    return parse
 
 
 def config_from_args(model: type[BaseModel], args: argparse.Namespace) -> BaseModel:

@@ -7,28 +7,52 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.training_options import TrainingOptions
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = str(PROJECT_ROOT / "data" / "houses")
 
 
-class PreprocessConfig(BaseModel):
-    """Ingest a Houses-format dataset and build the cached, training-ready Parquet files."""
+class DataOptions(BaseModel):
+    """Where the houses come from and how they are filtered and tiled."""
 
     model_config = ConfigDict(extra="forbid")
 
     data: str = Field(DEFAULT_DATA, description="Houses-format folder, or URL of a zip of one "
                       "(downloaded once into the cache). Default: the compact copy in data/houses.")
-    out: Path = Field(Path("runs/preprocess"), description="Folder for summary.json, manifest.json "
-                      "and encoders.json.")
     cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs; entries are "
                         "keyed by input content, parameters and code version.")
     min_houses_per_zip: int = Field(25, ge=1, description="Drop zip codes with fewer houses.")
     test_size: float = Field(0.25, gt=0, lt=1, description="Fraction of houses held out for test.")
-    seed: int = Field(42, description="Seed of the train/test split.")
     tile_size: int = Field(32, ge=4, le=1024, description="Side of each photo's tile, in pixels; "
                            "the montage is twice that.")
     on_bad_house: Literal["fail", "skip"] = Field("fail", description="On a house with a bad line "
                                                   "or photo: stop with an error, or leave it out and "
                                                   "list it in the summary.")
+
+
+class PreprocessConfig(DataOptions):
+    """Ingest a Houses-format dataset and build the cached, training-ready Parquet files."""
+
+    out: Path = Field(Path("runs/preprocess"), description="Folder for summary.json, manifest.json "
+                      "and encoders.json.")
+    seed: int = Field(42, description="Seed of the train/test split.")
     export_montages: Path | None = Field(None, description="Also write each kept house's montage "
                                          "as DIR/{house}.png.")
+
+
+class TrainConfig(DataOptions, TrainingOptions):
+    """Preprocess, train one model and evaluate it on the held-out houses."""
+
+    out: Path = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
+                      "the model (model/).")
+    split_seed: int = Field(42, description="Seed of the train/test split (42: the tutorials').")
+    cv: int | None = Field(None, ge=2, le=20, description="Also run K-fold cross-validation by house "
+                           "on the train split and report each metric's mean and spread.")
+
+    def preprocess_config(self) -> PreprocessConfig:
+        data_fields = {name: getattr(self, name) for name in DataOptions.model_fields}
+        return PreprocessConfig(**data_fields, out=self.out / "preprocess", seed=self.split_seed)
+
+    def training_options(self) -> TrainingOptions:
+        return TrainingOptions(**{name: getattr(self, name) for name in TrainingOptions.model_fields})

@@ -7,7 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tasks.ingest import PHOTO_KINDS
+from tasks.cache import Cache
+from tasks.dataset import build_dataset
+from tasks.ingest import PHOTO_KINDS, ingest_houses
+from tasks.montages import build_montages
+from tasks.preprocess import filter_zipcodes
 
 # One flat BGR colour per photo kind, so a montage's quadrants can be told apart.
 KIND_COLORS = {"bathroom": (255, 0, 0), "bedroom": (0, 255, 0), "frontal": (0, 0, 255), "kitchen": (0, 255, 255)}
@@ -46,3 +50,11 @@ def make_houses(folder: Path, zipcodes: list[int], photo_size: tuple[int, int] =
 def small_zipcodes() -> list[int]:
     """12 houses: zip 90001 x5, 90002 x4, 90003 x2, 90004 x1 (min 3 keeps 9 houses in 2 zips)."""
     return [90001, 90002, 90001, 90003, 90002, 90001, 90004, 90002, 90001, 90003, 90002, 90001]
+
+
+def run_stages(data: Path, cache_dir: Path, tile_size=16, test_size=0.25, min_houses=3, on_bad_house="fail"):
+    cache = Cache(cache_dir)
+    ingested = ingest_houses(data, on_bad_house)
+    kept = filter_zipcodes(ingested.houses, min_houses)
+    montages = build_montages(cache, data, kept, tile_size, on_bad_house)
+    return montages, build_dataset(cache, kept, montages, test_size, 42)

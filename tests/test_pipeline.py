@@ -9,21 +9,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.cache import Cache
-from tasks.dataset import build_dataset
 from tasks.errors import DataErrors
-from tasks.ingest import ingest_houses
-from tasks.montages import SHARD_HOUSES, build_montages, iter_montages
-from tasks.preprocess import filter_zipcodes
-from tests.fixtures import make_houses, write_photo
-
-
-def run_stages(data: Path, cache_dir: Path, tile_size=16, test_size=0.25, min_houses=3, on_bad_house="fail"):
-    cache = Cache(cache_dir)
-    ingested = ingest_houses(data, on_bad_house)
-    kept = filter_zipcodes(ingested.houses, min_houses)
-    montages = build_montages(cache, data, kept, tile_size, on_bad_house)
-    return montages, build_dataset(cache, kept, montages, test_size, 42)
+from tasks.montages import SHARD_HOUSES, iter_montages
+from tests.fixtures import make_houses, run_stages, write_photo
 
 
 def _bytes(dataset) -> dict[str, bytes]:

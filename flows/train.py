@@ -1,0 +1,34 @@
+"""The train flow: preprocess (subflow, cached) -> train (cached, resumable) -> [cross-validate] -> evaluate."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.config import TrainConfig
+from flows.preprocess import preprocess_flow
+from tasks.train_tasks import cross_validate_task, evaluate_task, train_task
+
+
+def _run_name() -> str:
+    config = flow_run.parameters.get("config")
+    get = (lambda k: getattr(config, k)) if hasattr(config, "strategy") else (lambda k: (config or {}).get(k, "?"))
+    data = str(get("data")).rstrip("/").rsplit("/", 1)[-1]
+    return f"train-{get('strategy')}-{get('trainer')}-{data}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="train", flow_run_name=_run_name)
+def train_flow(config: TrainConfig) -> dict:
+    """Train one model on the houses and write its report under `config.out`."""
+    dataset = preprocess_flow(config.preprocess_config())
+    options = config.training_options()
+    folder, done = train_task(config.cache, dataset, options, progress_key="train-progress")
+    folds = cross_validate_task(config.cache, dataset, options, config.cv) if config.cv else None
+    summary = json.loads((config.out / "preprocess" / "summary.json").read_text())
+    data_info = {"source": config.data, "houses_read": summary["houses_read"],
+                 "houses_kept": summary["houses_kept"], "zipcodes_kept": summary["zipcodes_kept"],
+                 "min_houses_per_zip": config.min_houses_per_zip, "split_seed": config.split_seed}
+    return evaluate_task(folder, done, dataset, options, config.out, data_info, folds)

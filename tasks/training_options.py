@@ -1,0 +1,41 @@
+"""Training options: a plain pydantic model (no TensorFlow import), shared by CLI, UI and tasks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["mlp", "cnn", "mixed"]
+Trainer = Literal["fit", "stream", "batch", "distributed"]
+Loss = Literal["mape", "mae", "mse", "huber"]
+TargetKind = Literal["scaled", "log"]
+Augmentation = Literal["rotation", "zoom", "shift", "flip"]
+
+
+class TrainingOptions(BaseModel):
+    """How to train: model, trainer and optimisation settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy = Field("mixed", description="Inputs: mlp (attributes), cnn (montages), mixed (both).")
+    trainer: Trainer = Field("fit", description="fit (in memory), stream (tf.data from Parquet), batch "
+                             "(train_on_batch loop), distributed (tf.distribute).")
+    epochs: int = Field(200, ge=1, le=100_000, description="Maximum number of epochs.")
+    batch_size: int = Field(8, ge=1, le=65_536, description="Batch size per replica.")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam's initial learning rate, decayed "
+                                 "as lr / (1 + lr/epochs * step) (the old decay=lr/epochs).")
+    loss: Loss = Field("mape", description="Training loss on the target.")
+    target: TargetKind = Field("log", description="Target: log of the price, or price / train max "
+                               "(scaled, the tutorials').")
+    early_stopping: int | None = Field(None, ge=1, description="Stop after this many epochs without a "
+                                       "better validation loss and keep the best weights.")
+    validation_fraction: float = Field(0.15, ge=0, lt=0.9, description="Share of the train houses held "
+                                       "out for validation (loss curves, early stopping).")
+    augment: list[Augmentation] = Field(default_factory=list, description="Montage augmentation for the "
+                                        "stream trainer (flip swaps the tiles' places).")
+    hidden: list[int] = Field([8, 4], description="MLP hidden layer sizes.")
+    filters: list[int] = Field([16, 32, 64], description="CNN filters per conv block.")
+    dense: list[int] = Field([16, 4], description="CNN dense layer sizes.")
+    dropout: float = Field(0.5, ge=0, lt=1, description="CNN dropout.")
+    seed: int = Field(42, description="Seed of weights, shuffling and the validation split.")
