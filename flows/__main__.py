@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from flows.cli import add_config_arguments, config_from_args, run_command
-from flows.config import PreprocessConfig, TrainConfig
+from flows.config import CompareConfig, PreprocessConfig, TrainConfig
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -27,6 +27,16 @@ def _train(args: argparse.Namespace) -> None:
     print(f"Test MAPE {metrics['mape_mean']:.2f} % (median {metrics['mape_median']:.2f} %), "
           f"R^2 {metrics['r2']:.3f}")
     print(f"Report: {(config.out / 'report.md').resolve()}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from flows.compare import run_compare
+
+    config = config_from_args(CompareConfig, args)
+    rows = run_compare(config)
+    for row in sorted(rows, key=lambda r: r["mape_mean"]):
+        print(f"{row['name']:>20}: test MAPE {row['mape_mean']:.2f} %")
+    print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -56,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help=TrainConfig.__doc__, description=TrainConfig.__doc__)
     add_config_arguments(train, TrainConfig)
     train.set_defaults(handler=_train)
+
+    compare = commands.add_parser("compare", help=CompareConfig.__doc__, description=CompareConfig.__doc__)
+    add_config_arguments(compare, CompareConfig)
+    compare.set_defaults(handler=_compare)
 
     predict = commands.add_parser(
         "predict", help="Price new houses with a trained model.",

@@ -24,6 +24,8 @@ def _option(name: str) -> str:
 def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     """One option per field: its description is the help, a Literal gives the choices."""
     for name, field in model.model_fields.items():
+        if name in getattr(model, "cli_skip", ()):
+            continue
         annotation = field.annotation
         args = typing.get_args(annotation)
         if typing.get_origin(annotation) in (typing.Union, types.UnionType):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.training_options import TrainingOptions
+from tasks.training_options import Strategy, Trainer, TrainingOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = str(PROJECT_ROOT / "data" / "houses")
@@ -56,3 +56,16 @@ class TrainConfig(DataOptions, TrainingOptions):
 
     def training_options(self) -> TrainingOptions:
         return TrainingOptions(**{name: getattr(self, name) for name in TrainingOptions.model_fields})
+
+
+class CompareConfig(TrainConfig):
+    """Train several strategy x trainer configurations on the same split and rank them."""
+
+    out: Path = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
+                      "sub-folder per configuration.")
+    strategies: list[Strategy] = Field(["mlp", "cnn", "mixed"], description="Strategies to train.")
+    trainers: list[Trainer] = Field(["fit"], description="Trainers to train each strategy with.")
+    cli_skip: ClassVar[set[str]] = {"strategy", "trainer", "cv"}  # replaced by the lists above
+
+    max_parallel: int = Field(1, ge=1, le=64, description="Configurations trained at once (threads in this "
+                              "process; 1 keeps runs reproducible; use a Dask cluster to go wider).")

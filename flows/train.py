@@ -25,10 +25,10 @@ def train_flow(config: TrainConfig) -> dict:
     """Train one model on the houses and write its report under `config.out`."""
     dataset = preprocess_flow(config.preprocess_config())
     options = config.training_options()
-    folder, done = train_task(config.cache, dataset, options, progress_key="train-progress")
+    trained = train_task(config.cache, dataset, options, progress_key="train-progress")
     folds = cross_validate_task(config.cache, dataset, options, config.cv) if config.cv else None
     summary = json.loads((config.out / "preprocess" / "summary.json").read_text())
     data_info = {"source": config.data, "houses_read": summary["houses_read"],
                  "houses_kept": summary["houses_kept"], "zipcodes_kept": summary["zipcodes_kept"],
                  "min_houses_per_zip": config.min_houses_per_zip, "split_seed": config.split_seed}
-    return evaluate_task(folder, done, dataset, options, config.out, data_info, folds)
+    return evaluate_task(trained, dataset, options, config.out, data_info, folds)

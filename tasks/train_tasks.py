@@ -101,14 +101,16 @@ def export_model(folder: Path, dataset: Dataset, options: TrainingOptions, targe
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate_task(folder: Path, done: dict, dataset: Dataset, options: TrainingOptions, out: Path,
+def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: TrainingOptions, out: Path,
                   data_info: dict, cv_folds: list[dict] | None) -> dict:
-    """Test metrics, baseline, plots, report.md, metrics.json, the exported model; as artifacts too."""
+    """Test metrics, baseline, plots, report.md, metrics.json, the exported model; as artifacts too.
+    `trained` is train_task's (model folder, training summary)."""
     import keras
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
     from tasks import evaluate, report
 
+    folder, done = trained
     encoders = dataset.encoders()
     scale = training_data.TargetScale(options.target, encoders["price_max"])
     model = keras.models.load_model(folder / "model.keras", safe_mode=True)
