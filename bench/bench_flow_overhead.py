@@ -46,7 +46,7 @@ async def run_durations(api: str, flow_run_name: str) -> tuple[float, dict[str, 
         async with get_client() as client:
             name_filter = FlowRunFilter(name=FlowRunFilterName(like_=flow_run_name))
             runs = await client.read_flow_runs(flow_run_filter=name_filter)
-            run = runs[0]
+            run = max(runs, key=lambda r: r.start_time)  # the timed run, after the warm-up
             tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}),
                                                 task_run_filter=TaskRunFilter())
             per_task = {}
