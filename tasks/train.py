@@ -88,7 +88,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         monitored = logs.get("val_loss", logs.get("loss"))
         if monitored is not None and monitored < self.state["best_loss"]:
             self.state.update(best_loss=monitored, best_epoch=epoch + 1, wait=0)
-            save_arrays(self.folder / "best.npz", self.model.get_weights())
+            if self.patience is not None:  # early stopping keeps the best weights, not the last
+                save_arrays(self.folder / "best.npz", self.model.get_weights())
         else:
             self.state["wait"] += 1
         save_arrays(self.folder / "checkpoint.npz", self.model.get_weights(),
@@ -247,8 +248,13 @@ def train_model(train_path: Path, encoders: dict, options: TrainingOptions, fold
         elif options.trainer == "batch":
             _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callback)
         else:
-            data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=options.seed).batch(batch_size)
-            val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(batch_size) if len(yv) else None
+            # Whole global batches only: replicas must get equal shares (the last partial batch is dropped).
+            data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=options.seed).batch(
+                batch_size, drop_remainder=True)
+            # Validation too: Keras 3.10 under MirroredStrategy fails on unequal per-replica shares.
+            val_batch = min(batch_size, len(yv) // replicas * replicas)
+            val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(val_batch, drop_remainder=True) \
+                if val_batch else None
             with distribution.scope():
                 model.fit(data, validation_data=val, **common)
     seconds = time.perf_counter() - started

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["mlp", "cnn", "mixed"]
 Trainer = Literal["fit", "stream", "batch", "distributed"]
 Loss = Literal["mape", "mae", "mse", "huber"]
 TargetKind = Literal["scaled", "log"]
 Augmentation = Literal["rotation", "zoom", "shift", "flip"]
+
+# Defaults that differ by strategy, chosen by cross-validation on the train houses
+# (bench/select_by_cv.py); a value given explicitly always wins.
+STRATEGY_DEFAULTS: dict[str, dict] = {"mlp": {}, "cnn": {}, "mixed": {}}
 
 
 class TrainingOptions(BaseModel):
@@ -29,8 +33,9 @@ class TrainingOptions(BaseModel):
     target: TargetKind = Field("log", description="Target: log of the price, or price / train max "
                                "(scaled, the tutorials').")
     early_stopping: int | None = Field(None, ge=1, description="Stop after this many epochs without a "
-                                       "better validation loss and keep the best weights.")
-    validation_fraction: float = Field(0.15, ge=0, lt=0.9, description="Share of the train houses held "
+                                       "better validation loss and keep the best weights (without it, the "
+                                       "last epoch's weights are kept).")
+    validation_fraction: float = Field(0.1, ge=0, lt=0.9, description="Share of the train houses held "
                                        "out for validation (loss curves, early stopping).")
     augment: list[Augmentation] = Field(default_factory=list, description="Montage augmentation for the "
                                         "stream trainer (flip swaps the tiles' places).")
@@ -39,3 +44,16 @@ class TrainingOptions(BaseModel):
     dense: list[int] = Field([16, 4], description="CNN dense layer sizes.")
     dropout: float = Field(0.5, ge=0, lt=1, description="CNN dropout.")
     seed: int = Field(42, description="Seed of weights, shuffling and the validation split.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_defaults(cls, values: dict) -> dict:
+        if isinstance(values, dict):
+            strategy = values.get("strategy", cls.model_fields["strategy"].default)
+            values = {**STRATEGY_DEFAULTS.get(strategy, {}), **values}
+        return values
+
+
+def defaults_for(strategy: str) -> dict:
+    """The default options of a strategy, as a dict."""
+    return TrainingOptions(strategy=strategy).model_dump()

@@ -146,3 +146,12 @@ def test_distributed_uses_two_logical_cpu_devices(tiny_dataset, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "REPLICAS 2 EPOCHS 2" in result.stdout
     assert "MirroredStrategy over 2 logical CPU devices" in result.stderr
+
+
+def test_strategy_defaults_fill_only_what_was_not_given(monkeypatch):
+    from tasks import training_options
+
+    monkeypatch.setitem(training_options.STRATEGY_DEFAULTS, "cnn", {"batch_size": 32})
+    assert TrainingOptions(strategy="cnn").batch_size == 32
+    assert TrainingOptions(strategy="cnn", batch_size=4).batch_size == 4
+    assert TrainingOptions(strategy="mlp").batch_size == 8

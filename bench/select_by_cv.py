@@ -1,0 +1,58 @@
+"""Choose training defaults by K-fold cross-validation on the TRAIN houses only (the test split
+is never looked at). Prints each candidate's mean and spread of MAPE over the folds.
+Usage: python bench/select_by_cv.py CANDIDATES.json [--data ../shared/datasets/houses] [--folds 3]
+CANDIDATES.json: {"name": {TrainingOptions fields...}, ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.common import run_stages  # noqa: E402
+from tasks.evaluate import regression_metrics  # noqa: E402
+from tasks.train import kfold_rows, predict_prices, train_model  # noqa: E402
+from tasks.training_data import TargetScale  # noqa: E402
+from tasks.training_options import TrainingOptions  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("candidates", type=Path)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "houses")
+    parser.add_argument("--folds", type=int, default=3)
+    args = parser.parse_args()
+    candidates = json.loads(args.candidates.read_text())
+    with tempfile.TemporaryDirectory(prefix="select-") as tmp:
+        work = Path(tmp)
+        run_stages(args.data, work / "cache")
+        dataset = next((work / "cache" / "dataset").iterdir())
+        encoders = json.loads((dataset / "encoders.json").read_text())
+        n_train = len(json.loads((dataset / "split.json").read_text())["train"])
+        for name, settings in candidates.items():
+            options = TrainingOptions(**settings)
+            scale = TargetScale(options.target, encoders["price_max"])
+            started, scores = time.perf_counter(), []
+            for i, (rows, held_out) in enumerate(kfold_rows(n_train, args.folds, 0)):
+                result = train_model(dataset / "train.parquet", encoders, options, work / f"{name}-{i}", rows=rows)
+                model = keras.models.load_model(result.model_path, safe_mode=True)
+                actual, predicted = predict_prices(model, dataset / "train.parquet", options.strategy, scale, held_out)
+                scores.append(regression_metrics(actual, predicted)["mape_mean"])
+            print(f"{name}: CV MAPE {np.mean(scores):.2f} +- {np.std(scores):.2f} "
+                  f"(folds {', '.join(f'{s:.1f}' for s in scores)}; {time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
