@@ -35,7 +35,7 @@ def compare_flow(config: CompareConfig) -> list[dict]:
                  "split_seed": config.split_seed}
     runs = []
     for strategy, trainer in itertools.product(config.strategies, config.trainers):
-        options = config.training_options().model_copy(update={"strategy": strategy, "trainer": trainer})
+        options = config.training_options(strategy=strategy, trainer=trainer)
         trained = train_task.submit(config.cache, dataset, options, None)
         out = config.out / f"{strategy}-{trainer}"
         runs.append((f"{strategy}/{trainer}", evaluate_task.submit(trained, dataset, options, out, data_info, None)))

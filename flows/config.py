@@ -54,8 +54,10 @@ class TrainConfig(DataOptions, TrainingOptions):
         data_fields = {name: getattr(self, name) for name in DataOptions.model_fields}
         return PreprocessConfig(**data_fields, out=self.out / "preprocess", seed=self.split_seed)
 
-    def training_options(self) -> TrainingOptions:
-        return TrainingOptions(**{name: getattr(self, name) for name in TrainingOptions.model_fields})
+    def training_options(self, **overrides) -> TrainingOptions:
+        """The training options given (others take their strategy's defaults), with overrides."""
+        given = {name: getattr(self, name) for name in TrainingOptions.model_fields if name in self.model_fields_set}
+        return TrainingOptions(**{**given, **overrides})
 
 
 class CompareConfig(TrainConfig):

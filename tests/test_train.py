@@ -155,3 +155,14 @@ def test_strategy_defaults_fill_only_what_was_not_given(monkeypatch):
     assert TrainingOptions(strategy="cnn").batch_size == 32
     assert TrainingOptions(strategy="cnn", batch_size=4).batch_size == 4
     assert TrainingOptions(strategy="mlp").batch_size == 8
+
+
+def test_configs_pass_strategy_defaults_through():
+    from flows.config import CompareConfig, TrainConfig
+
+    assert TrainConfig(strategy="cnn").training_options().target == "scaled"
+    assert TrainConfig(strategy="cnn", target="log").training_options().target == "log"
+    assert TrainConfig(strategy="mlp").training_options().target == "log"
+    compare = CompareConfig(epochs=3)
+    assert compare.training_options(strategy="cnn").target == "scaled"
+    assert compare.training_options(strategy="cnn").epochs == 3
