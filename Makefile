@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    create .venv, install, run the pipeline on data/houses, print where the report is
+#   make run    create .venv, install, preprocess + train + evaluate on data/houses, print where the report is
 #   make test   create .venv, install, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m flows preprocess --data data/houses --out $(OUT)
+	$(PY) -m flows train --data data/houses --out $(OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
