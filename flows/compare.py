@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import datetime
 
 from prefect import flow, task
@@ -13,6 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import CompareConfig
 from flows.preprocess import preprocess_flow
+from flows.train import data_info
 from tasks.leaderboard import write_leaderboard
 from tasks.train_tasks import evaluate_task, train_task
 
@@ -29,18 +29,15 @@ def leaderboard_task(rows: list[dict], out, title: str) -> dict:
 def compare_flow(config: CompareConfig) -> list[dict]:
     """Train every strategy x trainer on one split; rank them."""
     dataset = preprocess_flow(config.preprocess_config())
-    summary = json.loads((config.out / "preprocess" / "summary.json").read_text())
-    data_info = {"source": config.data, "houses_read": summary["houses_read"], "houses_kept": summary["houses_kept"],
-                 "zipcodes_kept": summary["zipcodes_kept"], "min_houses_per_zip": config.min_houses_per_zip,
-                 "split_seed": config.split_seed}
+    info = data_info(config)
     runs = []
     for strategy, trainer in itertools.product(config.strategies, config.trainers):
         options = config.training_options(strategy=strategy, trainer=trainer)
         trained = train_task.submit(config.cache, dataset, options, None)
         out = config.out / f"{strategy}-{trainer}"
-        runs.append((f"{strategy}/{trainer}", evaluate_task.submit(trained, dataset, options, out, data_info, None)))
+        runs.append((f"{strategy}/{trainer}", evaluate_task.submit(trained, dataset, options, out, info, None)))
     rows = [{"name": name, **future.result()} for name, future in runs]
-    leaderboard_task(rows, config.out, f"Compare on {summary['houses_kept']} houses")
+    leaderboard_task(rows, config.out, f"Compare on {info['houses_kept']} houses")
     return rows
 
 

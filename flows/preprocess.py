@@ -35,8 +35,7 @@ def preprocess_flow(config: PreprocessConfig) -> Dataset:
     kept = filter_task(ingested.houses, config.min_houses_per_zip)
     built = montages_task(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
     dataset = dataset_task(config.cache, kept, built, config.test_size, config.seed)
-    summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped,
-                        kept, built, dataset)
+    summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages)
     return dataset

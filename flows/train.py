@@ -27,8 +27,12 @@ def train_flow(config: TrainConfig) -> dict:
     options = config.training_options()
     trained = train_task(config.cache, dataset, options, progress_key="train-progress")
     folds = cross_validate_task(config.cache, dataset, options, config.cv) if config.cv else None
+    return evaluate_task(trained, dataset, options, config.out, data_info(config), folds)
+
+
+def data_info(config: TrainConfig) -> dict:
+    """What the report says about the data, from the preprocessing summary of this run."""
     summary = json.loads((config.out / "preprocess" / "summary.json").read_text())
-    data_info = {"source": config.data, "houses_read": summary["houses_read"],
-                 "houses_kept": summary["houses_kept"], "zipcodes_kept": summary["zipcodes_kept"],
-                 "min_houses_per_zip": config.min_houses_per_zip, "split_seed": config.split_seed}
-    return evaluate_task(trained, dataset, options, config.out, data_info, folds)
+    return {"source": config.data, "houses_read": summary["houses_read"], "houses_kept": summary["houses_kept"],
+            "zipcodes_kept": summary["zipcodes_kept"], "min_houses_per_zip": config.min_houses_per_zip,
+            "split_seed": config.split_seed}

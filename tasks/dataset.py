@@ -126,8 +126,8 @@ def build_dataset(cache: Cache, kept: pd.DataFrame, montages: Montages, test_siz
                    encoders["zipcodes"], computed)
 
 
-def summarize(parameters: dict, houses_read: int, skipped: list[dict], kept: pd.DataFrame,
-              montages: Montages, dataset: Dataset) -> dict:
+def summarize(parameters: dict, houses_read: int, skipped: list[dict], montages: Montages,
+              dataset: Dataset) -> dict:
     """What a person (and the next stage) needs to know about one preprocessing run."""
     return {
         "houses_read": houses_read,
