@@ -1,6 +1,6 @@
 """Choose training defaults by K-fold cross-validation on the TRAIN houses only (the test split
 is never looked at). Prints each candidate's mean and spread of MAPE over the folds.
-Usage: python bench/select_by_cv.py CANDIDATES.json [--data ../shared/datasets/houses] [--folds 3]
+Usage: python bench/select_by_cv.py CANDIDATES.json [--data ../shared/datasets/houses] [--folds 3] [--tile-size 32]
 CANDIDATES.json: {"name": {TrainingOptions fields...}, ...}
 """
 
@@ -33,11 +33,12 @@ def main() -> None:
     parser.add_argument("candidates", type=Path)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "houses")
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--tile-size", type=int, default=32, help="photo tile side (montage = 2x)")
     args = parser.parse_args()
     candidates = json.loads(args.candidates.read_text())
     with tempfile.TemporaryDirectory(prefix="select-") as tmp:
         work = Path(tmp)
-        run_stages(args.data, work / "cache")
+        run_stages(args.data, work / "cache", tile_size=args.tile_size)
         dataset = next((work / "cache" / "dataset").iterdir())
         encoders = json.loads((dataset / "encoders.json").read_text())
         n_train = len(json.loads((dataset / "split.json").read_text())["train"])
