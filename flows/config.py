@@ -65,8 +65,9 @@ class CompareConfig(TrainConfig):
 
     out: Path = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
                       "sub-folder per configuration.")
-    strategies: list[Strategy] = Field(["mlp", "cnn", "mixed"], description="Strategies to train.")
-    trainers: list[Trainer] = Field(["fit"], description="Trainers to train each strategy with.")
+    strategies: list[Strategy] = Field(["mlp", "cnn", "mixed"], min_length=1,
+                                       description="Strategies to train.")
+    trainers: list[Trainer] = Field(["fit"], min_length=1, description="Trainers to train each strategy with.")
     cli_skip: ClassVar[set[str]] = {"strategy", "trainer", "cv"}  # replaced by the lists above
 
     max_parallel: int = Field(1, ge=1, le=64, description="Configurations trained at once (threads in this "

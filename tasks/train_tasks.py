@@ -118,7 +118,8 @@ def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: Trainin
     train_prices = training_data.load_arrays(dataset.train_path, "mlp", scale)[2]
     out.mkdir(parents=True, exist_ok=True)
     plots = {
-        "loss per epoch": evaluate.plot_history(done["history"], out / "plots" / "loss.png", options.loss),
+        "loss per epoch": evaluate.plot_history(done["history"], out / "plots" / "loss.png",
+                                                f"{options.loss} on the {options.target} target"),
         "predicted vs actual": evaluate.plot_predictions(actual, predicted, out / "plots" / "predicted_vs_actual.png"),
         "residuals": evaluate.plot_residuals(actual, predicted, out / "plots" / "residuals.png"),
     }

@@ -91,3 +91,10 @@ def test_compare_writes_a_leaderboard(run_cli, forty_houses, tmp_path):
     assert lines[0].startswith("rank,name,strategy,trainer,mape_mean")
     assert len(lines) == 5
     assert {p.name for p in out.iterdir()} >= {"leaderboard.md", "leaderboard.png", "mlp-fit", "mixed-batch"}
+
+
+def test_compare_refuses_an_empty_list_before_any_work(run_cli, forty_houses, tmp_path):
+    result = run_cli("compare", "--data", forty_houses, "--out", tmp_path / "cmp", "--cache", tmp_path / "cache",
+                     "--strategies", ",", check=False)
+    assert result.returncode == 2 and "strategies" in result.stderr
+    assert not (tmp_path / "cache").exists()
