@@ -97,7 +97,8 @@ def run_command(run: Callable[[], object]) -> int:
         return 2
     except ValidationError as error:
         problems = "; ".join(
-            f"{_option(str(e['loc'][0])) if e['loc'] else 'value'}: {e['msg']}" for e in error.errors())
+            f"{_option(str(e['loc'][0]))}: {e['msg']} (got {e['input']!r})" if e["loc"] else e["msg"]
+            for e in error.errors())
         print(f"error: invalid parameters: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
