@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import cv2
@@ -58,3 +59,20 @@ def run_stages(data: Path, cache_dir: Path, tile_size=16, test_size=0.25, min_ho
     kept = filter_zipcodes(ingested.houses, min_houses)
     montages = build_montages(cache, data, kept, tile_size, on_bad_house)
     return montages, build_dataset(cache, kept, montages, test_size, 42)
+
+
+def read_artifact(prefect_api: str, key: str):
+    """The newest artifact with this key, read back through the Prefect client."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def read():
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                                sort=ArtifactSort.CREATED_DESC, limit=1)
+            return found[0]
+
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        return asyncio.run(read())

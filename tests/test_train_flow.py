@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures import make_houses
+from tests.fixtures import make_houses, read_artifact
 
 SMALL = ("--min-houses-per-zip", "3", "--tile-size", "8", "--epochs", "2", "--batch-size", "4")
 METRIC_KEYS = {"mape_mean", "mape_std", "mape_median", "mae", "rmse", "r2", "n_train", "n_test", "strategy",
@@ -20,20 +19,6 @@ METRIC_KEYS = {"mape_mean", "mape_std", "mape_median", "mae", "rmse", "r2", "n_t
 def forty_houses(tmp_path_factory) -> Path:
     return make_houses(tmp_path_factory.mktemp("forty") / "houses", [90000 + n % 3 for n in range(40)],
                        photo_size=(24, 20))
-
-
-def _artifact(prefect_api: str, key: str) -> dict:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    async def read():
-        async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-            return found[-1]
-
-    with temporary_settings({PREFECT_API_URL: prefect_api}):
-        return asyncio.run(read())
 
 
 def test_train_writes_metrics_report_plots_model_and_artifacts(run_cli, prefect_api, forty_houses, tmp_path):
@@ -52,9 +37,9 @@ def test_train_writes_metrics_report_plots_model_and_artifacts(run_cli, prefect_
     for plot in ("loss.png", "predicted_vs_actual.png", "residuals.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
     assert {p.name for p in (out / "model").iterdir()} == {"model.keras", "encoders.json", "training.json"}
-    assert "MAPE mean" in _artifact(prefect_api, "train-metrics").data
-    assert "## Metrics on the test houses" in _artifact(prefect_api, "train-report").data
-    assert _artifact(prefect_api, "train-progress").data == 100.0
+    assert "MAPE mean" in read_artifact(prefect_api, "train-metrics").data
+    assert "## Metrics on the test houses" in read_artifact(prefect_api, "train-report").data
+    assert read_artifact(prefect_api, "train-progress").data == 100.0
 
     again = run_cli("train", "--data", forty_houses, "--out", tmp_path / "again", "--cache", tmp_path / "cache",
                     "--strategy", "mixed", *SMALL)
