@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from flows.cli import add_config_arguments, config_from_args, run_command
-from flows.config import CompareConfig, PreprocessConfig, TrainConfig
+from flows.config import CompareConfig, PreprocessConfig, SweepConfig, TrainConfig
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -36,6 +36,17 @@ def _compare(args: argparse.Namespace) -> None:
     rows = run_compare(config)
     for row in sorted(rows, key=lambda r: r["mape_mean"]):
         print(f"{row['name']:>20}: test MAPE {row['mape_mean']:.2f} %")
+    print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from flows.sweep import sweep_flow
+
+    config = config_from_args(SweepConfig, args)
+    rows = sweep_flow(config)
+    for row in sorted(rows, key=lambda r: (r["task"], r["kind"], r.get("seconds_limit") or 0)):
+        label = f"{row['task']} {row['kind']} {row['budget']}"
+        print(f"{label:>36}: test {row['metric']} {row['score']:.4g} ({row['seconds']:.0f} s)")
     print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
 
 
@@ -70,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help=CompareConfig.__doc__, description=CompareConfig.__doc__)
     add_config_arguments(compare, CompareConfig)
     compare.set_defaults(handler=_compare)
+
+    sweep = commands.add_parser("sweep", help=SweepConfig.__doc__.splitlines()[0], description=SweepConfig.__doc__)
+    add_config_arguments(sweep, SweepConfig)
+    sweep.set_defaults(handler=_sweep)
 
     predict = commands.add_parser(
         "predict", help="Price new houses with a trained model.",

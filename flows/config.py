@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.sweep_options import Budget, ImageBlock, SearchSpace, SweepTask, Tuner, parse_budgets
 from tasks.training_options import Strategy, Trainer, TrainingOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -41,18 +42,24 @@ class PreprocessConfig(DataOptions):
                                          "as DIR/{house}.png.")
 
 
-class TrainConfig(DataOptions, TrainingOptions):
-    """Preprocess, train one model and evaluate it on the held-out houses."""
+class RunOptions(DataOptions):
+    """Data options plus the run's output folder and train/test split seed."""
 
-    out: Path = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
-                      "the model (model/).")
+    out: Path = Field(Path("runs/run"), description="Output folder.")
     split_seed: int = Field(42, description="Seed of the train/test split (42: the tutorials').")
-    cv: int | None = Field(None, ge=2, le=20, description="Also run K-fold cross-validation by house "
-                           "on the train split and report each metric's mean and spread.")
 
     def preprocess_config(self) -> PreprocessConfig:
         data_fields = {name: getattr(self, name) for name in DataOptions.model_fields}
         return PreprocessConfig(**data_fields, out=self.out / "preprocess", seed=self.split_seed)
+
+
+class TrainConfig(RunOptions, TrainingOptions):
+    """Preprocess, train one model and evaluate it on the held-out houses."""
+
+    out: Path = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
+                      "the model (model/).")
+    cv: int | None = Field(None, ge=2, le=20, description="Also run K-fold cross-validation by house "
+                           "on the train split and report each metric's mean and spread.")
 
     def training_options(self, **overrides) -> TrainingOptions:
         """The training options given (others take their strategy's defaults), with overrides."""
@@ -72,3 +79,48 @@ class CompareConfig(TrainConfig):
 
     max_parallel: int = Field(1, ge=1, le=64, description="Configurations trained at once (threads in this "
                               "process; 1 keeps runs reproducible; use a Dask cluster to go wider).")
+
+
+class SweepConfig(RunOptions):
+    """AutoKeras searches for a list of time budgets (one cached point per task x budget), with a
+    leaderboard that shows the hand-built models of the train flow on the same split."""
+
+    out: Path = Field(Path("runs/sweep"), description="Folder for leaderboard.md/.csv/.png, points/ (one "
+                      "folder per task x budget: best.keras, result.json, trials.csv, plots) and hand-built/.")
+    tasks: list[SweepTask] = Field(["mixed"], min_length=1, description="What AutoKeras searches: attributes "
+                                   "(structured data regressor), photos (image regressor on montages), mixed "
+                                   "(both inputs), classify (room type of each photo, or --classify-data).")
+    budgets: list[str] = Field(["60s"], min_length=1, description="Budget points: SECONDS[s|m|h] or "
+                               "SECONDS[s|m|h]:TRIALSxEPOCHS (e.g. 60s,5m:4x20), or a .json/.yaml file of them.")
+    max_trials: int = Field(3, ge=1, le=10_000, description="Most trials of a budget that does not say.")
+    epochs: int = Field(20, ge=1, le=100_000, description="Most epochs per trial of a budget that does not say.")
+    image_block: ImageBlock = Field("vanilla", description="Image block searched: vanilla conv block (fits 2 CPU "
+                                    "cores), resnet, xception, efficientnet, or any (AutoKeras chooses).")
+    tuner: Tuner = Field("greedy", description="AutoKeras tuner.")
+    patience: int = Field(5, ge=1, description="Early stopping patience inside each trial (epochs).")
+    validation_fraction: float = Field(0.15, gt=0, lt=0.9, description="Share of the train split the search "
+                                       "validates on (by house).")
+    seed: int = Field(42, description="Seed of the search and its validation split.")
+    classify_data: Path | None = Field(None, description="Image folder for the classify task: one sub-folder "
+                                       "per class (its name is the label). Default: room type of the house photos.")
+    hand_built: bool = Field(True, description="Also train (or reuse) the train flow's default model for each "
+                             "regression task and show it in the leaderboard.")
+    workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
+                                "and run the budget points on it.")
+    dask_address: str | None = Field(None, description="Run the budget points on an existing Dask cluster "
+                                     "(tcp://HOST:PORT of its scheduler).")
+    threads_per_point: int | None = Field(None, ge=1, le=256, description="TensorFlow threads per point on Dask "
+                                          "workers (default: CPU cores / workers on a local cluster).")
+
+    def budget_points(self) -> list[Budget]:
+        return parse_budgets(self.budgets, self.max_trials, self.epochs)
+
+    def search_space(self) -> SearchSpace:
+        return SearchSpace(image_block=self.image_block, tuner=self.tuner, seed=self.seed,
+                           validation_fraction=self.validation_fraction, patience=self.patience)
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> SweepConfig:
+        if self.workers and self.dask_address:
+            raise ValueError("give --workers (a local cluster) or --dask-address (an existing one), not both")
+        return self

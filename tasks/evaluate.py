@@ -71,6 +71,32 @@ def plot_residuals(actual: np.ndarray, predicted: np.ndarray, path: Path) -> Pat
     return _save(fig, path)
 
 
+def classification_metrics(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, scikit-learn's classification report (as a dict and as text) and the confusion matrix."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    labels = list(range(len(classes)))
+    return {
+        "accuracy": float(np.mean(np.asarray(actual) == np.asarray(predicted))),
+        "report": classification_report(actual, predicted, labels=labels, target_names=classes,
+                                        output_dict=True, zero_division=0),
+        "report_text": classification_report(actual, predicted, labels=labels, target_names=classes,
+                                             zero_division=0),
+        "confusion": confusion_matrix(actual, predicted, labels=labels).tolist(),
+        "classes": list(classes),
+    }
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str = "Confusion matrix (test)"):
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.2 * len(classes) + 1.5))
+    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=classes).plot(ax=ax, colorbar=False)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
