@@ -37,7 +37,7 @@ def _train(dataset, tmp_path: Path, **options):
 @pytest.mark.parametrize("strategy", ["mlp", "cnn", "mixed"])
 @pytest.mark.parametrize("trainer", ["fit", "stream", "batch", "distributed"])
 def test_every_trainer_trains_every_strategy(tiny_dataset, tmp_path, strategy, trainer):
-    result, options = _train(tiny_dataset, tmp_path, strategy=strategy, trainer=trainer)
+    result, options = _train(tiny_dataset, tmp_path, strategy=strategy, trainer=trainer, validation_fraction=0.2)
     assert result.epochs_run == 2
     assert len(result.history["loss"]) == 2 and len(result.history["val_loss"]) == 2
     assert all(np.isfinite(result.history["loss"]))
