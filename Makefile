@@ -10,7 +10,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean ui serve browser
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,19 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The Prefect UI and API on http://127.0.0.1:4200 (SQLite under PREFECT_HOME); stop with Ctrl-C.
+ui: $(VENV)/.installed
+	@echo "Prefect UI: http://127.0.0.1:4200   (flows report to it with PREFECT_API_URL=http://127.0.0.1:4200/api)"
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+# Serve every deployment of prefect.yaml (schedules included) against the server of `make ui`.
+serve: $(VENV)/.installed
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows serve
+
+# Headless Chromium from Debian's packages, for the UI test and README screenshots (needs root and apt).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check flows tasks tests bench

@@ -30,10 +30,10 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from flows.compare import run_compare
+    from flows.compare import compare_flow
 
     config = config_from_args(CompareConfig, args)
-    rows = run_compare(config)
+    rows = compare_flow(config)
     for row in sorted(rows, key=lambda r: r["mape_mean"]):
         print(f"{row['name']:>20}: test MAPE {row['mape_mean']:.2f} %")
     print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
@@ -48,6 +48,12 @@ def _sweep(args: argparse.Namespace) -> None:
         label = f"{row['task']} {row['kind']} {row['budget']}"
         print(f"{label:>36}: test {row['metric']} {row['score']:.4g} ({row['seconds']:.0f} s)")
     print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from flows.deployments import serve_all
+
+    serve_all(limit=args.limit)
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -85,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help=SweepConfig.__doc__.splitlines()[0], description=SweepConfig.__doc__)
     add_config_arguments(sweep, SweepConfig)
     sweep.set_defaults(handler=_sweep)
+
+    serve = commands.add_parser(
+        "serve", help="Serve every deployment of prefect.yaml from this process (no work pool needed).",
+        description="Serve the deployments declared in prefect.yaml (train, compare, sweep, preprocess, with "
+                    "their schedules) from this process, reporting to PREFECT_API_URL; runs started from the "
+                    "UI or on schedule execute here. Start a server first: make ui.")
+    serve.add_argument("--limit", type=int, default=None, help="most flow runs at once (default: no limit)")
+    serve.set_defaults(handler=_serve)
 
     predict = commands.add_parser(
         "predict", help="Price new houses with a trained model.",

@@ -13,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.config import CompareConfig
 from flows.preprocess import preprocess_flow
 from flows.train import data_info
+from tasks.dataset import Dataset
 from tasks.leaderboard import write_leaderboard
 from tasks.train_tasks import evaluate_task, train_task
 
@@ -25,10 +26,10 @@ def leaderboard_task(rows: list[dict], out, title: str) -> dict:
     return {name: str(path) for name, path in paths.items()}
 
 
-@flow(name="compare", flow_run_name=lambda: f"compare-{datetime.now():%Y%m%d-%H%M%S}")
-def compare_flow(config: CompareConfig) -> list[dict]:
-    """Train every strategy x trainer on one split; rank them."""
-    dataset = preprocess_flow(config.preprocess_config())
+@flow(name="compare-configurations",
+      flow_run_name=lambda: f"compare-configurations-{datetime.now():%Y%m%d-%H%M%S}")
+def configurations_flow(config: CompareConfig, dataset: Dataset) -> list[dict]:
+    """Train + evaluate each strategy x trainer on this flow's task runner."""
     info = data_info(config)
     runs = []
     for strategy, trainer in itertools.product(config.strategies, config.trainers):
@@ -36,12 +37,14 @@ def compare_flow(config: CompareConfig) -> list[dict]:
         trained = train_task.submit(config.cache, dataset, options, None)
         out = config.out / f"{strategy}-{trainer}"
         runs.append((f"{strategy}/{trainer}", evaluate_task.submit(trained, dataset, options, out, info, None)))
-    rows = [{"name": name, **future.result()} for name, future in runs]
-    leaderboard_task(rows, config.out, f"Compare on {info['houses_kept']} houses")
-    return rows
+    return [{"name": name, **future.result()} for name, future in runs]
 
 
-def run_compare(config: CompareConfig) -> list[dict]:
-    """Run with `max_parallel` configurations at once."""
+@flow(name="compare", flow_run_name=lambda: f"compare-{datetime.now():%Y%m%d-%H%M%S}")
+def compare_flow(config: CompareConfig) -> list[dict]:
+    """Train every strategy x trainer on one split, `max_parallel` at once; rank them."""
+    dataset = preprocess_flow(config.preprocess_config())
     runner = ThreadPoolTaskRunner(max_workers=config.max_parallel)
-    return compare_flow.with_options(task_runner=runner)(config)
+    rows = configurations_flow.with_options(task_runner=runner)(config, dataset)
+    leaderboard_task(rows, config.out, f"Compare on {data_info(config)['houses_kept']} houses")
+    return rows

@@ -94,7 +94,9 @@ def sweep_points_flow(config: SweepConfig, dataset: Dataset, budgets: list[Budge
     data = PointData(dataset, config.classify_data, config.test_size)
     space = config.search_space()
     threads = config.threads_per_point or (max(1, (os.cpu_count() or 1) // config.workers) if config.workers else None)
-    points = [automl_point_task.submit(config.cache, data, name, budget, space, config.out, threads)
+    # A point's time limit is honoured inside the search; the task timeout is the backstop.
+    points = [automl_point_task.with_options(timeout_seconds=2 * budget.seconds + 1800)
+              .submit(config.cache, data, name, budget, space, config.out, threads)
               for name in config.tasks for budget in budgets]
     hand_built = []
     if config.hand_built:

@@ -28,7 +28,7 @@ def _retry_only_transient(task, task_run, state) -> bool:
     return not isinstance(error, DataError) or isinstance(error, fetch.TransientDownloadError)
 
 
-@task(name="resolve-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
+@task(name="resolve-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, tags=["io"],
       retry_condition_fn=_retry_only_transient)
 def resolve_data_task(source: str, cache_dir: Path) -> Path:
     """Local folder as is; a URL is downloaded once (retried: network I/O)."""

@@ -154,7 +154,7 @@ def point_markdown(result: dict, trials_csv: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@task(name="automl-point", cache_policy=NO_CACHE, task_run_name="automl-{sweep_task}-{budget.name}")
+@task(name="automl-point", cache_policy=NO_CACHE, task_run_name="automl-{sweep_task}-{budget.name}", tags=["automl"])
 def automl_point_task(cache_dir: Path, data: PointData, sweep_task: str, budget: Budget, space: SearchSpace,
                       out: Path, threads: int | None) -> dict:
     """One budget point: search (or resume, or reuse), copy its files to OUT/points/TASK-BUDGET."""

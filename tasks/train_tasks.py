@@ -60,13 +60,13 @@ def train_or_reuse(cache_dir: Path, dataset: Dataset, options: TrainingOptions, 
     return folder, summary
 
 
-@task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600)
+@task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
 def train_task(cache_dir: Path, dataset: Dataset, options: TrainingOptions, progress_key: str | None) -> tuple:
     """Train (or resume, or reuse) one model on the train split."""
     return train_or_reuse(cache_dir, dataset, options, progress_key=progress_key)
 
 
-@task(name="cross-validate", cache_policy=NO_CACHE, timeout_seconds=24 * 3600)
+@task(name="cross-validate", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
 def cross_validate_task(cache_dir: Path, dataset: Dataset, options: TrainingOptions, k: int) -> list[dict]:
     """K-fold CV by house on the train split: each fold's metrics on its held-out houses."""
     import keras

@@ -1,0 +1,65 @@
+"""Deployments from `prefect.yaml`, served from one process (`python -m flows serve`), so the
+served and the work-pool (`prefect deploy --all`) paths share one definition."""
+
+from __future__ import annotations
+
+import importlib
+import typing
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from flows.config import PROJECT_ROOT
+from tasks.errors import DataError
+
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+
+
+def _flow(entrypoint: str):
+    path, _, name = entrypoint.partition(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return getattr(module, name)
+
+
+def _config_model(flow):
+    return typing.get_type_hints(flow.fn)["config"]
+
+
+def deployment_specs(path: Path = PREFECT_YAML) -> list[dict]:
+    """The deployments declared in prefect.yaml, each parameter set checked against its flow's config."""
+    try:
+        specs = yaml.safe_load(path.read_text())["deployments"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+        raise DataError(f"cannot read the deployments: {error}", path) from error
+    for spec in specs:
+        flow = _flow(spec["entrypoint"])
+        try:
+            _config_model(flow)(**spec.get("parameters", {}).get("config", {}))
+        except ValidationError as error:
+            raise DataError(f"deployment {flow.name}/{spec['name']}: invalid parameters: {error}", path) from error
+        spec["flow"] = flow
+    return specs
+
+
+def build_deployments(path: Path = PREFECT_YAML) -> list:
+    from prefect.schedules import Cron
+
+    deployments = []
+    for spec in deployment_specs(path):
+        schedules = [Cron(s["cron"], timezone=s.get("timezone")) for s in spec.get("schedules", [])]
+        deployments.append(spec["flow"].to_deployment(
+            name=spec["name"], description=spec.get("description"), tags=spec.get("tags"),
+            parameters=spec.get("parameters"), schedules=schedules or None))
+    return deployments
+
+
+def serve_all(limit: int | None = None) -> None:
+    from prefect import serve
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise DataError("serving needs a running Prefect server: start one with `make ui` and set "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api")
+
+    serve(*build_deployments(), limit=limit)
