@@ -33,6 +33,7 @@ from tasks.errors import DataError
 from tasks.images import TILE_POSITIONS
 from tasks.ingest import PHOTO_KINDS
 from tasks.sweep_options import REGRESSION_TASKS, Budget, SearchSpace
+from tasks.train import validation_rows
 from tasks.training_data import TargetScale, load_arrays
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -62,9 +63,10 @@ class TaskData:
 
 
 def _split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * fraction)))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    fit, val = validation_rows(n, fraction, seed)
+    if len(val) == 0:
+        raise DataError(f"a validation share of {fraction} of {n} houses is no house; raise --validation-fraction")
+    return fit, val
 
 
 def _inputs(arrays: dict[str, np.ndarray], task: str) -> list[np.ndarray]:

@@ -114,8 +114,8 @@ def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budg
     result = {"task": sweep_task, "budget": budget.model_dump() | {"name": budget.name},
               "search_space": space.model_dump(), "seconds": round(found.seconds, 2),
               "stopped_by_deadline": found.stopped_by_deadline, "resumed_trials": found.resumed_trials,
-              "trials_run": len(found.trials), "best_val_loss": min(t["val_loss"] for t in found.trials
-                                                                    if t["val_loss"] is not None),
+              "trials_run": len(found.trials),
+              "best_val_loss": min((t["val_loss"] for t in found.trials if t["val_loss"] is not None), default=None),
               "n_search": len(task_data.y_fit), "n_validation": len(task_data.y_val), "n_test": len(task_data.y_test)}
     with cache.write(STAGE, key) as tmp:
         automl.save_model(found.model, tmp / "best.keras")
