@@ -36,8 +36,10 @@ def train_report(metrics: dict, baseline: dict, options: dict, data: dict, price
         "## Metrics on the test houses",
         markdown_table(rows, ["metric", "model", "baseline (train median)"]),
         "",
-        f"Trained {metrics['epochs']} epochs (best validation epoch {metrics['best_epoch']}) in "
-        f"{metrics['seconds']:.1f} s on {metrics['replicas']} replica(s).",
+        f"Trained {metrics['epochs']} epochs " + (
+            f"(best validation epoch {metrics['best_epoch']})" if metrics["n_validation"] else
+            "on every train house (no validation share, so the loss plot shows the training loss only)")
+        + f" in {metrics['seconds']:.1f} s on {metrics['replicas']} replica(s).",
         "",
         f"A single test split of {metrics['n_test']} houses is noisy: one or two mispriced houses move "
         "the MAPE by points. " + ("Cross-validation below shows the spread." if cv else

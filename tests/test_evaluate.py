@@ -36,3 +36,18 @@ def test_perfect_predictions_and_baseline():
 def test_markdown_table():
     text = markdown_table([{"a": 1.23456, "b": "x"}, {"a": 0.001, "b": 123456.7}], ["a", "b"])
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1.235 | x |", "| 0.001 | 123,457 |"]
+
+
+@pytest.mark.parametrize("n_validation, expected", [(7, "best validation epoch 12"),
+                                                    (0, "no validation share")])
+def test_report_says_how_the_epochs_were_watched(n_validation, expected):
+    from tasks.report import train_report
+
+    metrics = {name: 1.0 for name in ("mape_mean", "mape_std", "mape_median", "mae", "rmse", "r2")}
+    metrics |= {"n_train": 30, "n_validation": n_validation, "n_test": 10, "epochs": 20, "best_epoch": 12,
+                "seconds": 3.0, "replicas": 1}
+    data = {"source": "x", "houses_kept": 40, "houses_read": 40, "zipcodes_kept": 3, "min_houses_per_zip": 3,
+            "split_seed": 42}
+    text = train_report(metrics, dict(metrics), {"strategy": "cnn", "trainer": "fit"}, data,
+                        {"mean": 1.0, "std": 1.0}, {}, None)
+    assert expected in text
