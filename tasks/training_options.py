@@ -18,7 +18,13 @@ Augmentation = Literal["rotation", "zoom", "shift", "flip"]
 # log target (MAPE 54.8 vs 60.5 %), all train houses for fitting over holding 10 % out for validation
 # curves (55.0 vs 62.6 %), and over MAE loss (80.4), lr 3e-4 (57.7), dropout 0.3 (86.8), 100 epochs
 # (128.5), 16 or 64 px tiles (59.1, 65.3), batch 32 (74.3) and augmentation (79.7).
-STRATEGY_DEFAULTS: dict[str, dict] = {"mlp": {}, "cnn": {"target": "scaled", "validation_fraction": 0.0}, "mixed": {}}
+# MLP: log target with hidden layers 16 -> 8 on all train houses won 3-fold CV (MAPE 24.5) over the
+# tutorials' 8 -> 4 (log 27.4, scaled 27.6), 32 -> 16 (25.5) and 16 -> 8 with a 10 % validation share (25.6).
+STRATEGY_DEFAULTS: dict[str, dict] = {
+    "mlp": {"hidden": [16, 8], "validation_fraction": 0.0},
+    "cnn": {"target": "scaled", "validation_fraction": 0.0},
+    "mixed": {},
+}
 
 
 class TrainingOptions(BaseModel):
@@ -40,10 +46,11 @@ class TrainingOptions(BaseModel):
                                        "better validation loss and keep the best weights (without it, the "
                                        "last epoch's weights are kept).")
     validation_fraction: float = Field(0.1, ge=0, lt=0.9, description="Share of the train houses held "
-                                       "out for validation (loss curves, early stopping).")
+                                       "out for validation (loss curves, early stopping); mlp and cnn "
+                                       "default to 0 (chosen by cross-validation).")
     augment: list[Augmentation] = Field(default_factory=list, description="Montage augmentation for the "
                                         "stream trainer (flip swaps the tiles' places).")
-    hidden: list[int] = Field([8, 4], description="MLP hidden layer sizes.")
+    hidden: list[int] = Field([8, 4], description="MLP hidden layer sizes (the mlp strategy's default: 16,8).")
     filters: list[int] = Field([16, 32, 64], description="CNN filters per conv block.")
     dense: list[int] = Field([16, 4], description="CNN dense layer sizes.")
     dropout: float = Field(0.5, ge=0, lt=1, description="CNN dropout.")
@@ -54,8 +61,17 @@ class TrainingOptions(BaseModel):
     def _strategy_defaults(cls, values: dict) -> dict:
         if isinstance(values, dict):
             strategy = values.get("strategy", cls.model_fields["strategy"].default)
-            values = {**STRATEGY_DEFAULTS.get(strategy, {}), **values}
+            defaults = dict(STRATEGY_DEFAULTS.get(strategy, {}))
+            if values.get("early_stopping") is not None:  # early stopping needs a validation share
+                defaults.pop("validation_fraction", None)
+            values = {**defaults, **values}
         return values
+
+    @model_validator(mode="after")
+    def _early_stopping_watches_validation(self) -> TrainingOptions:
+        if self.early_stopping is not None and self.validation_fraction == 0:
+            raise ValueError("early stopping watches the validation houses: give a validation_fraction above 0")
+        return self
 
 
 def defaults_for(strategy: str) -> dict:

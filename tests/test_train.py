@@ -166,3 +166,11 @@ def test_configs_pass_strategy_defaults_through():
     compare = CompareConfig(epochs=3)
     assert compare.training_options(strategy="cnn").target == "scaled"
     assert compare.training_options(strategy="cnn").epochs == 3
+
+
+def test_early_stopping_keeps_a_validation_share():
+    # mlp and cnn fit on every train house by default; asking for early stopping brings the share back
+    assert TrainingOptions(strategy="cnn").validation_fraction == 0
+    assert TrainingOptions(strategy="cnn", early_stopping=5).validation_fraction == 0.1
+    with pytest.raises(ValueError, match="early stopping watches the validation houses"):
+        TrainingOptions(strategy="mlp", early_stopping=5, validation_fraction=0)
