@@ -28,9 +28,8 @@ def leaderboard_task(rows: list[dict], out, title: str) -> dict:
 
 @flow(name="compare-configurations",
       flow_run_name=lambda: f"compare-configurations-{datetime.now():%Y%m%d-%H%M%S}")
-def configurations_flow(config: CompareConfig, dataset: Dataset) -> list[dict]:
+def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> list[dict]:
     """Train + evaluate each strategy x trainer on this flow's task runner."""
-    info = data_info(config)
     runs = []
     for strategy, trainer in itertools.product(config.strategies, config.trainers):
         options = config.training_options(strategy=strategy, trainer=trainer)
@@ -44,7 +43,8 @@ def configurations_flow(config: CompareConfig, dataset: Dataset) -> list[dict]:
 def compare_flow(config: CompareConfig) -> list[dict]:
     """Train every strategy x trainer on one split, `max_parallel` at once; rank them."""
     dataset = preprocess_flow(config.preprocess_config())
+    info = data_info(config)
     runner = ThreadPoolTaskRunner(max_workers=config.max_parallel)
-    rows = configurations_flow.with_options(task_runner=runner)(config, dataset)
-    leaderboard_task(rows, config.out, f"Compare on {data_info(config)['houses_kept']} houses")
+    rows = configurations_flow.with_options(task_runner=runner)(config, dataset, info)
+    leaderboard_task(rows, config.out, f"Compare on {info['houses_kept']} houses")
     return rows

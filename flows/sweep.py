@@ -53,7 +53,9 @@ def check_dask_scheduler(address: str) -> int:
 
 
 def task_runner_for(config: SweepConfig):
-    from prefect_dask import DaskTaskRunner
+    if not (config.dask_address or config.workers):
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner  # imports distributed: only when a cluster is asked for
 
     if config.dask_address:
         check_dask_scheduler(config.dask_address)
@@ -66,7 +68,6 @@ def task_runner_for(config: SweepConfig):
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                               cluster_kwargs={"n_workers": config.workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None, "env": env})
-    return ThreadPoolTaskRunner(max_workers=1)
 
 
 def _check_inputs(config: SweepConfig) -> list[Budget]:

@@ -32,7 +32,7 @@ from tasks.dataset import Dataset
 from tasks.errors import DataError
 from tasks.images import TILE_POSITIONS
 from tasks.ingest import PHOTO_KINDS
-from tasks.sweep_options import REGRESSION_TASKS, Budget, SearchSpace
+from tasks.sweep_options import Budget, SearchSpace
 from tasks.train import validation_rows
 from tasks.training_data import TargetScale, load_arrays
 
@@ -263,10 +263,6 @@ def run_search(task: str, data: TaskData, budget: Budget, space: SearchSpace, wo
 
 def predict(model: keras.Model, x: list[np.ndarray]) -> np.ndarray:
     return np.asarray(model.predict(x if len(x) > 1 else x[0], verbose=0, batch_size=256))
-
-
-def is_regression(task: str) -> bool:
-    return task in REGRESSION_TASKS
 
 
 def save_model(model: keras.Model, path: Path) -> None:

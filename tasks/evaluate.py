@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from tasks.cache import atomic_write_bytes  # noqa: E402
 
 METRIC_NAMES = ("mape_mean", "mape_std", "mape_median", "mae", "rmse", "r2")
 
@@ -44,7 +48,7 @@ def plot_history(history: dict[str, list[float]], path: Path, loss_name: str) ->
     ax.set(xlabel="epoch", ylabel=f"loss ({loss_name})", title="Training and validation loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_predictions(actual: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
@@ -55,7 +59,7 @@ def plot_predictions(actual: np.ndarray, predicted: np.ndarray, path: Path) -> P
     ax.set(xlabel="actual price (k$)", ylabel="predicted price (k$)", title="Predicted vs actual (test)")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_residuals(actual: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
@@ -68,7 +72,7 @@ def plot_residuals(actual: np.ndarray, predicted: np.ndarray, path: Path) -> Pat
     right.set(xlabel="absolute percentage error (%)", ylabel="houses", title="Error distribution")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def classification_metrics(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
@@ -94,16 +98,27 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
     ConfusionMatrixDisplay(np.asarray(confusion), display_labels=classes).plot(ax=ax, colorbar=False)
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=30)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write beside and rename (a plot is complete or absent), close."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.tight_layout()
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
+    return path
+
+
+def write_csv(rows: list[dict], columns: list[str], path: Path) -> Path:
+    """Rows as CSV with these columns (others ignored), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode())
     return path
 
 

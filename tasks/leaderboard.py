@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tasks.cache import atomic_write_bytes  # noqa: E402
-from tasks.evaluate import markdown_table  # noqa: E402
+from tasks.evaluate import markdown_table, save_figure, write_csv  # noqa: E402
 
 COLUMNS = ["rank", "name", "strategy", "trainer", "mape_mean", "mape_median", "mae", "rmse", "r2", "epochs", "seconds"]
 
@@ -25,20 +23,14 @@ def rank(rows: list[dict]) -> list[dict]:
 def write_leaderboard(rows: list[dict], out: Path, title: str) -> dict[str, Path]:
     ranked = rank(rows)
     out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(ranked)
-    atomic_write_bytes(out / "leaderboard.csv", buffer.getvalue().encode())
+    write_csv(ranked, COLUMNS, out / "leaderboard.csv")
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(ranked)), 4))
     ax.bar([row["name"] for row in ranked], [row["mape_mean"] for row in ranked],
            yerr=[row.get("mape_std", 0) / max(row.get("n_test", 1), 1) ** 0.5 for row in ranked], capsize=4)
     ax.set(ylabel="test MAPE (%)", title=title)
     ax.tick_params(axis="x", rotation=30)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "leaderboard.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "leaderboard.png")
     text = f"# {title}\n\n{markdown_table(ranked, COLUMNS)}\n\nError bars: standard error of the mean " \
            f"absolute percentage error over the test houses.\n\n![leaderboard](leaderboard.png)\n"
     atomic_write_bytes(out / "leaderboard.md", text.encode())

@@ -3,8 +3,6 @@ train flow's hand-built models on the same split drawn beside the AutoML points.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tasks.cache import atomic_write_bytes  # noqa: E402
-from tasks.evaluate import markdown_table  # noqa: E402
+from tasks.evaluate import markdown_table, save_figure, write_csv  # noqa: E402
 
 COLUMNS = ["task", "kind", "budget", "seconds_limit", "max_trials", "epochs", "trials_run", "seconds",
            "stopped_by_deadline", "reused", "metric", "score"]
@@ -41,21 +39,13 @@ def _plot(rows: list[dict], path: Path) -> None:
                ylabel="test MAPE (%), lower is better" if metric == "mape_mean" else "test accuracy, higher is better")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def write_sweep_leaderboard(rows: list[dict], out: Path) -> dict[str, Path]:
     ordered = _ordered(rows)
     out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(ordered)
-    atomic_write_bytes(out / "leaderboard.csv", buffer.getvalue().encode())
+    write_csv(ordered, COLUMNS, out / "leaderboard.csv")
     _plot(ordered, out / "leaderboard.png")
     lines = ["# AutoML sweep", ""]
     for name in sorted({row["task"] for row in ordered}):

@@ -29,6 +29,7 @@ from tasks.hashing import code_version, digest, file_sha256
 from tasks.sweep_options import Budget, SearchSpace
 
 STAGE, WORK = "automl", "automl-work"
+TRIAL_COLUMNS = ["trial", "status", "val_loss", "best_epoch", "hyperparameters"]
 
 
 @dataclass(frozen=True)
@@ -85,16 +86,6 @@ def _load(data: PointData, sweep_task: str, space: SearchSpace):
     return automl.room_type_data(data.dataset, space)
 
 
-def _write_trials(trials: list[dict], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["trial", "status", "val_loss", "best_epoch", "hyperparameters"])
-    for row in trials:
-        writer.writerow([row["trial"], row["status"], row["val_loss"], row["best_epoch"],
-                         json.dumps(row["hyperparameters"], sort_keys=True)])
-    atomic_write_bytes(path, buffer.getvalue().encode())
-
-
 def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budget, space: SearchSpace,
                  log) -> tuple[Path, dict, bool]:
     """(cache entry, result, reused): search, evaluate on the test split and store, unless stored."""
@@ -119,8 +110,9 @@ def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budg
               "n_search": len(task_data.y_fit), "n_validation": len(task_data.y_val), "n_test": len(task_data.y_test)}
     with cache.write(STAGE, key) as tmp:
         automl.save_model(found.model, tmp / "best.keras")
-        _write_trials(found.trials, tmp / "trials.csv")
-        if automl.is_regression(sweep_task):
+        evaluate.write_csv([{**t, "hyperparameters": json.dumps(t["hyperparameters"], sort_keys=True)}
+                            for t in found.trials], TRIAL_COLUMNS, tmp / "trials.csv")
+        if sweep_task in sweep_options.REGRESSION_TASKS:
             prices = task_data.to_price(predicted)
             result["metrics"] = evaluate.regression_metrics(task_data.y_test, prices)
             result["target"] = {"kind": "standardized log price", "log_mean": task_data.log_mean,
@@ -150,7 +142,7 @@ def point_markdown(result: dict, trials_csv: str) -> str:
              + (" (stopped by the wall-clock limit)" if result["stopped_by_deadline"] else ""),
              f"- test {metric}: **{score:.4g}** on {result['n_test']} samples", ""]
     rows = list(csv.DictReader(io.StringIO(trials_csv)))
-    lines.append(markdown_table(rows, ["trial", "status", "val_loss", "best_epoch"]))
+    lines.append(markdown_table(rows, TRIAL_COLUMNS[:-1]))
     return "\n".join(lines) + "\n"
 
 
