@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from flows.cli import add_config_arguments, config_from_args, run_command
-from flows.config import CompareConfig, PreprocessConfig, SweepConfig, TrainConfig
+from flows.config import ClassifyConfig, CompareConfig, PreprocessConfig, SweepConfig, TrainConfig
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -70,6 +70,37 @@ def _compact(args: argparse.Namespace) -> None:
     print(f"Wrote {count} photos to {args.target}")
 
 
+def _classify(args: argparse.Namespace) -> None:
+    from flows.classify import classify_flow
+
+    config = config_from_args(ClassifyConfig, args)
+    metrics = classify_flow(config)
+    for name, column in metrics["columns"].items():
+        print(f"Test accuracy {name}: {column['accuracy']:.3f} (chance {column['chance']:.3f}, "
+              f"majority class {column['majority']:.3f})")
+    if "multilabel" in metrics:
+        print(f"Exact match: {metrics['multilabel']['exact_match']:.3f}")
+    print(f"Report: {(config.out / 'report.md').resolve()}")
+
+
+def _house_labels(args: argparse.Namespace) -> None:
+    from tasks.house_labels import write_house_labels
+
+    summary = write_house_labels(args.data, args.out, args.test_size, args.seed)
+    print(f"Wrote {summary['photos']} labelled photos of {summary['houses']} houses ({summary['train_houses']} train, "
+          f"{summary['test_houses']} test) to {args.out}; price tiers split at "
+          + " and ".join(f"${t:,.0f}" for t in summary["tier_thresholds"]))
+
+
+def _predict_labels(args: argparse.Namespace) -> None:
+    from tasks.predict_labels import draw_labels, format_prediction, predict_labels
+
+    for result in predict_labels(args.model, args.images):
+        print(format_prediction(result))
+        if args.draw:
+            print(f"  drawn: {draw_labels(result['image'], result, args.draw / (result['image'].stem + '.png'))}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flows", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,6 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--house", type=Path, required=True, metavar="ATTRS_CSV", help="CSV of the new houses")
     predict.add_argument("--photos", type=Path, help="folder with the houses' four photos each")
     predict.set_defaults(handler=_predict)
+
+    classify = commands.add_parser("classify", help=ClassifyConfig.__doc__.splitlines()[0],
+                                   description=ClassifyConfig.__doc__)
+    add_config_arguments(classify, ClassifyConfig)
+    classify.set_defaults(handler=_classify)
+
+    house_labels = commands.add_parser(
+        "house-labels", help="Write the room + price tier labels of the house photos as a CSV manifest.",
+        description="Label each photo of a Houses-format folder with its room and its house's price tier (low, "
+                    "mid, high: terciles of the train houses' prices), split by house; write a manifest that "
+                    "`classify --data` reads (photos are referenced, not copied).")
+    house_labels.add_argument("--data", type=Path, default=Path("data/houses"), help="Houses-format folder "
+                              "(default: data/houses)")
+    house_labels.add_argument("--out", type=Path, default=Path("runs/house-labels/labels.csv"),
+                              help="manifest to write (default: runs/house-labels/labels.csv)")
+    house_labels.add_argument("--test-size", type=float, default=0.25, help="share of houses held out (default 0.25)")
+    house_labels.add_argument("--seed", type=int, default=42, help="seed of the split by house (default 42)")
+    house_labels.set_defaults(handler=_house_labels)
+
+    predict_labels = commands.add_parser(
+        "predict-labels", help="Print each image's labels with their probabilities.",
+        description="Label images with a trained classifier: each image's labels (multilabel: those above the "
+                    "threshold) with their probabilities, and the most probable label of each label column.")
+    predict_labels.add_argument("--model", type=Path, required=True, help="model/ folder of a classify run")
+    predict_labels.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+    predict_labels.add_argument("--draw", type=Path, metavar="DIR", help="also write each image with its labels "
+                                "drawn on it as DIR/NAME.png")
+    predict_labels.set_defaults(handler=_predict_labels)
 
     compact = commands.add_parser(
         "compact-dataset", help="Write a copy of a Houses-format folder with shrunk photos.",

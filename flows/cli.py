@@ -42,6 +42,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
             shown = ",".join(map(str, default)) if isinstance(default, list) else "none"
             if field.default_factory is not None:
                 shown = ",".join(map(str, field.default_factory())) or "none"
+        elif typing.get_origin(annotation) is dict:
+            kwargs["type"] = _key_values
+            kwargs["metavar"] = "NAME=X,..."
+            value = field.default_factory() if field.default_factory is not None else default
+            shown = ",".join(f"{k}={v}" for k, v in (value or {}).items()) or "none"
         elif typing.get_origin(annotation) is typing.Literal:
             kwargs["choices"] = list(args)
             kwargs["type"] = type(args[0])
@@ -50,7 +55,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         elif annotation in (int, float, str, Path):
             kwargs["type"] = annotation
             kwargs["metavar"] = {Path: "DIR", str: "TEXT", int: "N", float: "X"}[annotation]
-        kwargs["help"] = f"{field.description or ''} (default: {shown})"
+        description = field.description or ""
+        kwargs["help"] = description if "(default:" in description else f"{description} (default: {shown})"
         parser.add_argument(_option(name), **kwargs)
 
 
@@ -59,6 +65,20 @@ def _comma_list(convert: type) -> Callable[[str], list]:
         return [convert(part) for part in text.split(",") if part.strip()]
 
     return parse
+
+
+def _key_values(text: str) -> dict[str, float]:
+    """"category=1,color=0.5" -> {"category": 1.0, "color": 0.5}."""
+    values = {}
+    for part in filter(str.strip, text.split(",")):
+        name, sep, number = part.partition("=")
+        try:
+            values[name.strip()] = float(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {part!r}") from None
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {part!r}")
+    return values
 
 
 def config_from_args(model: type[BaseModel], args: argparse.Namespace) -> BaseModel:

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.classify_options import ClassifierOptions
 from tasks.sweep_options import Budget, ImageBlock, SearchSpace, SweepTask, Tuner, parse_budgets
 from tasks.training_options import Strategy, Trainer, TrainingOptions
 
@@ -124,3 +125,23 @@ class SweepConfig(RunOptions):
         if self.workers and self.dask_address:
             raise ValueError("give --workers (a local cluster) or --dask-address (an existing one), not both")
         return self
+
+
+class ClassifyConfig(ClassifierOptions):
+    """Train an image classifier (multilabel or multioutput) and evaluate it on held-out images. Without
+    --data: each house photo of --houses labelled with its room and its house's price tier, split by house."""
+
+    data: Path | None = Field(None, description="Image folder whose sub-folders name the labels joined by _ "
+                              "(red_dress/, blue_jeans/), or a CSV manifest (path + one column per label; optional "
+                              "group, split). Default: the room + price tier labels of the --houses photos.")
+    houses: str = Field(DEFAULT_DATA, description="Houses-format folder the default labels come from.")
+    label_names: list[str] = Field(["color", "category"], min_length=1, description="Names of the parts of a "
+                                   "sub-folder name (folder layout only).")
+    test_size: float = Field(0.25, gt=0, lt=1, description="Share held out for test (by group/house when the "
+                             "manifest has one; ignored when it has a split column).")
+    split_seed: int = Field(42, description="Seed of the train/test split.")
+    on_bad_image: Literal["fail", "skip"] = Field("fail", description="On an unreadable image: stop with an "
+                                                  "error, or leave it out and list it in the log.")
+    cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs.")
+    out: Path = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
+                      "model (model/: model.keras + labels.json).")

@@ -53,12 +53,14 @@ class TrainResult:
 
 def build_model(options: TrainingOptions, n_features: int, side: int, output_bias: float) -> keras.Model:
     shape = (side, side, 3)
+    backbone = models.BackboneChoice(options.backbone, options.weights, options.fine_tune_layers)
     if options.strategy == "mlp":
         return models.build_mlp(n_features, tuple(options.hidden), output_bias)
     if options.strategy == "cnn":
-        return models.build_cnn(shape, tuple(options.filters), tuple(options.dense), options.dropout, output_bias)
+        return models.build_cnn(shape, tuple(options.filters), tuple(options.dense), options.dropout, output_bias,
+                                backbone)
     return models.build_mixed(n_features, shape, tuple(options.hidden), tuple(options.filters),
-                              tuple(options.dense), options.dropout, output_bias=output_bias)
+                              tuple(options.dense), options.dropout, output_bias=output_bias, backbone=backbone)
 
 
 def compile_model(model: keras.Model, options: TrainingOptions) -> None:
@@ -115,7 +117,7 @@ def load_arrays_file(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return weights, optimizer
 
 
-def _save_model(model: keras.Model, path: Path) -> None:
+def save_model_file(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}-{os.getpid()}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, path)
@@ -142,7 +144,7 @@ def pick_distribution(log: logging.Logger | logging.LoggerAdapter) -> tf.distrib
     return tf.distribute.MirroredStrategy([d.name for d in cpus])
 
 
-def _augmenter(kinds: list[str], seed: int) -> keras.Sequential | None:
+def image_augmenter(kinds: list[str], seed: int) -> keras.Sequential | None:
     steps = {
         "rotation": lambda: keras.layers.RandomRotation(0.03, seed=seed),
         "zoom": lambda: keras.layers.RandomZoom(0.05, seed=seed),
@@ -166,33 +168,117 @@ def make_stream(path: Path, strategy: str, scale: TargetScale, rows: np.ndarray,
     if shuffle:
         data = data.shuffle(min(len(rows), 4 * chunk_rows), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size).apply(tf.data.experimental.assert_cardinality(math.ceil(len(rows) / batch_size)))
-    augmenter = _augmenter(augment or [], seed) if "montage" in STRATEGY_INPUTS[strategy] else None
+    augmenter = image_augmenter(augment or [], seed) if "montage" in STRATEGY_INPUTS[strategy] else None
     if augmenter is not None:
         data = data.map(lambda x, y: ({**x, "montage": augmenter(x["montage"], training=True)}, y),
                         num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def _run_batch_loop(model: keras.Model, x: dict, y: np.ndarray, xv: dict, yv: np.ndarray, options: TrainingOptions,
-                    start: int, callback: keras.callbacks.Callback) -> None:
+def _rows_of(data, rows: np.ndarray):
+    """Rows of an array, or of each array of a dict (inputs by name, targets by output name)."""
+    return {k: v[rows] for k, v in data.items()} if isinstance(data, dict) else data[rows]
+
+
+def count_rows(data) -> int:
+    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
+
+
+def _first_loss(value) -> float:
+    """The total loss: train_on_batch/evaluate give [total, per output...] for several outputs."""
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+def _run_batch_loop(model: keras.Model, x: dict, y, xv: dict, yv, options, start: int,
+                    callback: keras.callbacks.Callback) -> None:
     callbacks = keras.callbacks.CallbackList([callback], model=model)
     rng = np.random.default_rng(options.seed + start)
+    n = count_rows(y)
     callbacks.on_train_begin()
     for epoch in range(start, options.epochs):
         callbacks.on_epoch_begin(epoch)
-        order = rng.permutation(len(y))
+        order = rng.permutation(n)
         total = 0.0
-        for begin in range(0, len(y), options.batch_size):
+        for begin in range(0, n, options.batch_size):
             rows = order[begin:begin + options.batch_size]
-            loss = model.train_on_batch({k: v[rows] for k, v in x.items()}, y[rows])
-            total += float(np.asarray(loss).reshape(-1)[0]) * len(rows)
-        logs = {"loss": total / len(y)}
-        if len(yv):
-            logs["val_loss"] = float(model.evaluate(xv, yv, batch_size=options.batch_size, verbose=0))
+            total += _first_loss(model.train_on_batch(_rows_of(x, rows), _rows_of(y, rows))) * len(rows)
+        logs = {"loss": total / n}
+        if count_rows(yv):
+            logs["val_loss"] = _first_loss(model.evaluate(xv, yv, batch_size=options.batch_size, verbose=0))
         callbacks.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
     callbacks.on_train_end()
+
+
+@dataclass
+class FitData:
+    """What a trainer needs: arrays (fit/batch/distributed) or a stream factory (stream), and validation."""
+
+    x: dict | None
+    y: np.ndarray | dict | None
+    x_val: dict
+    y_val: np.ndarray | dict
+    stream: Callable[[int], tf.data.Dataset] | None = None  # global batch size -> batches
+
+
+@dataclass
+class Trained:
+    model: keras.Model
+    state: dict
+    seconds: float
+    replicas: int
+    resumed_from_epoch: int
+
+
+def run_trainer(build: Callable[[int], keras.Model], data: FitData, options, folder: Path,
+                log: logging.Logger | logging.LoggerAdapter, report: EpochHook) -> Trained:
+    """Build (under the trainer's distribution scope), restore a checkpoint if any, train under
+    `options.trainer` and leave the best (or last) weights in the model. `build(replicas)` returns
+    a compiled model; `options` carries trainer, epochs, batch_size, seed and early_stopping."""
+    distribution = pick_distribution(log) if options.trainer == "distributed" else tf.distribute.get_strategy()
+    replicas = distribution.num_replicas_in_sync
+    batch_size = options.batch_size * replicas
+    state_path, checkpoint = folder / "state.json", folder / "checkpoint.npz"
+    with distribution.scope():
+        model = build(replicas)
+        state = _fresh_state()
+        if state_path.is_file() and checkpoint.is_file():
+            state = json.loads(state_path.read_text())
+            weights, optimizer = load_arrays_file(checkpoint)
+            model.set_weights(weights)
+            model.optimizer.build(model.trainable_variables)
+            for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
+                variable.assign(value)
+            log.info("Resuming from the checkpoint after epoch %d of %d", state["epoch"], options.epochs)
+    resumed_from = state["epoch"]
+    callback = EpochCheckpoint(folder, state, options.early_stopping, report, options.epochs)
+    started = time.perf_counter()
+    x, y, xv, yv = data.x, data.y, data.x_val, data.y_val
+    if state["epoch"] < options.epochs and not _stopped_early(state, options):
+        validation = (xv, yv) if count_rows(yv) else None
+        common = dict(epochs=options.epochs, initial_epoch=state["epoch"], callbacks=[callback], verbose=0)
+        if options.trainer == "fit":
+            model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=validation, **common)
+        elif options.trainer == "stream":
+            model.fit(data.stream(batch_size), validation_data=validation, **common)
+        elif options.trainer == "batch":
+            _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callback)
+        else:
+            # Whole global batches only: replicas must get equal shares (the last partial batch is dropped).
+            batches = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(count_rows(y), seed=options.seed).batch(
+                batch_size, drop_remainder=True)
+            # Validation too: Keras 3.10 under MirroredStrategy fails on unequal per-replica shares.
+            val_batch = min(batch_size, count_rows(yv) // replicas * replicas)
+            val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(val_batch, drop_remainder=True) \
+                if val_batch else None
+            with distribution.scope():
+                model.fit(batches, validation_data=val, **common)
+    seconds = time.perf_counter() - started
+    best = folder / "best.npz"
+    if best.is_file():
+        model.set_weights(load_arrays_file(best)[0])
+    return Trained(model, state, seconds, replicas, resumed_from)
 
 
 def train_model(train_path: Path, encoders: dict, options: TrainingOptions, folder: Path,
@@ -217,53 +303,20 @@ def train_model(train_path: Path, encoders: dict, options: TrainingOptions, fold
     side = encoders["tile_size"] * 2
     n_features = len(encoders["feature_names"])
 
-    distribution = pick_distribution(log) if options.trainer == "distributed" else tf.distribute.get_strategy()
-    replicas = distribution.num_replicas_in_sync
-    batch_size = options.batch_size * replicas
-    state_path, checkpoint = folder / "state.json", folder / "checkpoint.npz"
-    with distribution.scope():
+    def build(replicas: int) -> keras.Model:
         model = build_model(options, n_features, side, float(np.mean(y)))
         compile_model(model, options)
-        state = _fresh_state()
-        if state_path.is_file() and checkpoint.is_file():
-            state = json.loads(state_path.read_text())
-            weights, optimizer = load_arrays_file(checkpoint)
-            model.set_weights(weights)
-            model.optimizer.build(model.trainable_variables)
-            for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
-                variable.assign(value)
-            log.info("Resuming from the checkpoint after epoch %d of %d", state["epoch"], options.epochs)
-    resumed_from = state["epoch"]
-    callback = EpochCheckpoint(folder, state, options.early_stopping, report, options.epochs)
-    started = time.perf_counter()
-    if state["epoch"] < options.epochs and not _stopped_early(state, options):
-        validation = (xv, yv) if len(yv) else None
-        common = dict(epochs=options.epochs, initial_epoch=state["epoch"], callbacks=[callback], verbose=0)
-        if options.trainer == "fit":
-            model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=validation, **common)
-        elif options.trainer == "stream":
-            stream = make_stream(train_path, options.strategy, scale, fit_rows, batch_size, options.seed,
-                                 shuffle=True, augment=options.augment)
-            model.fit(stream, validation_data=validation, **common)
-        elif options.trainer == "batch":
-            _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callback)
-        else:
-            # Whole global batches only: replicas must get equal shares (the last partial batch is dropped).
-            data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=options.seed).batch(
-                batch_size, drop_remainder=True)
-            # Validation too: Keras 3.10 under MirroredStrategy fails on unequal per-replica shares.
-            val_batch = min(batch_size, len(yv) // replicas * replicas)
-            val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(val_batch, drop_remainder=True) \
-                if val_batch else None
-            with distribution.scope():
-                model.fit(data, validation_data=val, **common)
-    seconds = time.perf_counter() - started
-    best = folder / "best.npz"
-    if best.is_file():
-        model.set_weights(load_arrays_file(best)[0])
-    _save_model(model, folder / "model.keras")
-    return TrainResult(folder / "model.keras", state["history"], state["epoch"], state["best_epoch"], seconds,
-                       len(fit_rows), len(val_rows), replicas, resumed_from)
+        return model
+
+    def stream(batch_size: int) -> tf.data.Dataset:
+        return make_stream(train_path, options.strategy, scale, fit_rows, batch_size, options.seed,
+                           shuffle=True, augment=options.augment)
+
+    trained = run_trainer(build, FitData(x, y, xv, yv, stream), options, folder, log, report)
+    save_model_file(trained.model, folder / "model.keras")
+    state = trained.state
+    return TrainResult(folder / "model.keras", state["history"], state["epoch"], state["best_epoch"],
+                       trained.seconds, len(fit_rows), len(val_rows), trained.replicas, trained.resumed_from_epoch)
 
 
 def _stopped_early(state: dict, options: TrainingOptions) -> bool:

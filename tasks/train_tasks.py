@@ -17,7 +17,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks import models, train, training_data
+from tasks import backbones, models, train, training_data
 from tasks.cache import atomic_write_json
 from tasks.dataset import Dataset
 from tasks.hashing import code_version, digest
@@ -26,10 +26,10 @@ from tasks.training_options import TrainingOptions
 
 def training_key(dataset: Dataset, options: TrainingOptions, rows: np.ndarray | None = None) -> str:
     return digest("train", dataset.folder.name, options.model_dump(mode="json"),
-                  code_version(models, train, training_data), None if rows is None else rows.tolist())
+                  code_version(models, backbones, train, training_data), None if rows is None else rows.tolist())
 
 
-def _progress_reporter(log, artifact_key: str | None):
+def progress_reporter(log, artifact_key: str | None):
     artifact_id = create_progress_artifact(0.0, key=artifact_key, description="Training progress (% of epochs)") \
         if artifact_key else None
 
@@ -52,7 +52,7 @@ def train_or_reuse(cache_dir: Path, dataset: Dataset, options: TrainingOptions, 
         log.info("Reusing the trained model %s (same data, options and code)", folder.name[:12])
         return folder, json.loads(done.read_text())
     result = train.train_model(dataset.train_path, dataset.encoders(), options, folder, log,
-                               _progress_reporter(log, progress_key), rows)
+                               progress_reporter(log, progress_key), rows)
     summary = {"history": result.history, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                "seconds": result.seconds, "n_train": result.n_train, "n_validation": result.n_validation,
                "replicas": result.replicas, "resumed_from_epoch": result.resumed_from_epoch}

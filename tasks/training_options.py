@@ -11,6 +11,7 @@ Trainer = Literal["fit", "stream", "batch", "distributed"]
 Loss = Literal["mape", "mae", "mse", "huber"]
 TargetKind = Literal["scaled", "log"]
 Augmentation = Literal["rotation", "zoom", "shift", "flip"]
+Backbone = Literal["small", "vgg16", "vgg19", "resnet50", "inceptionv3", "xception"]
 
 # Defaults chosen by 3-fold cross-validation on the train houses (bench/select_by_cv.py, test split
 # never looked at); a value given explicitly always wins. Test MAPE figures are in the README.
@@ -53,6 +54,12 @@ class TrainingOptions(BaseModel):
     filters: list[int] = Field([16, 32, 64], description="CNN filters per conv block.")
     dense: list[int] = Field([16, 4], description="CNN dense layer sizes.")
     dropout: float = Field(0.5, ge=0, lt=1, description="CNN dropout.")
+    backbone: Backbone = Field("small", description="Image network of the CNN branch: small (the tutorials' CNN) "
+                               "or a Keras Applications network on the montage (resized up to its minimum size).")
+    weights: str = Field("imagenet", description="Weights of an Applications backbone: imagenet (the file in the "
+                         "Keras cache, never downloaded), none (random), or a PATH to a *_notop.h5 file.")
+    fine_tune_layers: int = Field(0, ge=0, description="Train the backbone's last N layers (0: frozen, a feature "
+                                  "extractor).")
     seed: int = Field(42, description="Seed of weights, shuffling and the validation split.")
 
     @model_validator(mode="before")

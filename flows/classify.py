@@ -1,0 +1,40 @@
+"""The classify flow: [house labels] -> labelled images (cached) -> train (cached, resumable) -> evaluate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.config import ClassifyConfig
+from tasks.classify_options import ClassifierOptions
+from tasks.classify_tasks import (
+    evaluate_classifier_task,
+    house_labels_task,
+    labelled_images_task,
+    train_classifier_task,
+)
+from tasks.preprocess_tasks import resolve_data_task
+
+
+def _run_name() -> str:
+    config = flow_run.parameters.get("config")
+    get = (lambda k: getattr(config, k)) if hasattr(config, "kind") else (lambda k: (config or {}).get(k, "?"))
+    return f"classify-{get('kind')}-{get('backbone')}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="classify", flow_run_name=_run_name)
+def classify_flow(config: ClassifyConfig) -> dict:
+    """Train a multilabel or multioutput image classifier and write its report under `config.out`."""
+    if config.data is None:
+        houses = resolve_data_task(config.houses, config.cache)  # a folder, or a URL of a zip (downloaded once)
+        source = house_labels_task(houses, config.out / "house-labels.csv", config.test_size, config.split_seed)
+    else:
+        source = config.data
+    options = ClassifierOptions.model_validate(config.model_dump(include=set(ClassifierOptions.model_fields)))
+    images = labelled_images_task(config.cache, source, config.label_names, options.size(), config.test_size,
+                                  config.split_seed, config.on_bad_image)
+    trained = train_classifier_task(config.cache, images, options, progress_key="classify-progress")
+    data_info = {"source": str(source), "split": "by house" if config.data is None else "as the data says"}
+    return evaluate_classifier_task(trained, images, options, config.out, data_info)
