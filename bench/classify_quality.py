@@ -1,0 +1,71 @@
+"""Classifier quality on the house photos labelled by room and price tier (split by house): for each
+candidate set of options, the validation accuracy (houses held out of the train split: what
+defaults are chosen on) and the test accuracy (reported, never chosen on), next to chance.
+Usage: python bench/classify_quality.py [--data ../shared/datasets/houses] CANDIDATES.json
+CANDIDATES.json: {"name": {classifier options...}, ...}; "{}" alone means the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tasks.cache import Cache  # noqa: E402
+from tasks.classify_evaluate import column_metrics  # noqa: E402
+from tasks.classify_options import ClassifierOptions  # noqa: E402
+from tasks.classify_train import load_images, predict, train_classifier  # noqa: E402
+from tasks.house_labels import write_house_labels  # noqa: E402
+from tasks.label_data import build_labelled_images, split_rows  # noqa: E402
+from tasks.label_encoding import LabelEncoding  # noqa: E402
+
+
+def validation_accuracy(history: dict, column: str, kind: str, last: int = 3) -> float | None:
+    """Mean of the last epochs' validation accuracy of a column (multioutput only logs it per head)."""
+    values = history.get(f"val_{column}_accuracy")
+    return float(np.mean(values[-last:])) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("candidates", type=Path)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "houses")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache")
+    args = parser.parse_args()
+    candidates = json.loads(args.candidates.read_text())
+    work = Path(tempfile.mkdtemp(prefix="classify-quality-"))
+    manifest = work / "labels.csv"
+    write_house_labels(args.data, manifest)
+    print("| candidate | val room | val tier | test room | test tier | chance room / tier | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for name, values in candidates.items():
+        options = ClassifierOptions(**values)
+        images = build_labelled_images(Cache(args.cache), manifest, [], options.size(), 0.25, 42)
+        encoding = LabelEncoding.fit(images.table(images.label_columns), images.label_columns, options.kind)
+        started = time.perf_counter()
+        result = train_classifier(images, encoding, options, work / name)
+        seconds = time.perf_counter() - started
+        model = keras.models.load_model(result.model_path, safe_mode=True)
+        rows = split_rows(images, "test")
+        metrics = column_metrics(encoding, images.table(images.label_columns).iloc[rows],
+                                 predict(model, load_images(images, rows)))
+        val = [validation_accuracy(result.history, c, options.kind) for c in ("room", "price_tier")]
+        shown = ["-" if v is None else f"{v:.3f}" for v in val]
+        print(f"| {name} | {shown[0]} | {shown[1]} | {metrics['room']['accuracy']:.3f} | "
+              f"{metrics['price_tier']['accuracy']:.3f} | {metrics['room']['chance']:.2f} / "
+              f"{metrics['price_tier']['chance']:.2f} | {seconds:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
