@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from flows.cli import add_config_arguments, config_from_args, run_command
-from flows.config import CompareConfig, PreprocessConfig, SweepConfig, TrainConfig
+from flows.config import (
+    ColorizeConfig,
+    CompareConfig,
+    PreprocessConfig,
+    StylizeConfig,
+    SweepConfig,
+    TrainColorizerConfig,
+    TrainConfig,
+)
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -70,6 +78,40 @@ def _compact(args: argparse.Namespace) -> None:
     print(f"Wrote {count} photos to {args.target}")
 
 
+def _dnn_batch(args: argparse.Namespace) -> None:
+    from flows.dnn import colorize_flow, stylize_flow
+
+    flow, model = (stylize_flow, StylizeConfig) if args.command == "stylize" else (colorize_flow, ColorizeConfig)
+    config = config_from_args(model, args)
+    summary = flow(config)
+    print(f"{summary['images']} images: {summary['done']} new, {summary['reused']} reused, {summary['skipped']} "
+          f"skipped in {summary['seconds']:.1f} s ({summary['images_per_second']} images/s)")
+    print(f"Contact sheet: {summary['contact_sheet']}")
+
+
+def _train_colorizer(args: argparse.Namespace) -> None:
+    from flows.dnn import train_colorizer_flow
+
+    result = train_colorizer_flow(config_from_args(TrainColorizerConfig, args))
+    print(f"Held-out photos: {result['photos']}; PSNR {result['psnr']:.2f} dB (gray {result['psnr_gray']:.2f}), "
+          f"mean Lab colour error {result['lab_error']:.2f} (gray {result['lab_error_gray']:.2f})")
+    print(f"Model: {Path(result['model']).resolve()}")
+
+
+def _models(args: argparse.Namespace) -> None:
+    from tasks.dnn_models import PUBLISHED, fetch_model
+    from tasks.toy_networks import TOY_NETWORKS
+
+    if args.action == "list":
+        for name, model in sorted(PUBLISHED.items()):
+            print(f"{name:>20}  {model.kind:<8} {', '.join(model.files)}  {model.options}  ({model.note})")
+    elif args.action == "fetch":
+        for path in fetch_model(args.name, args.dir, args.base_url):
+            print(f"{path}  (sha256 recorded in {args.dir / 'models.lock.json'})")
+    else:
+        print(TOY_NETWORKS[args.name](args.path))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flows", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,6 +150,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--house", type=Path, required=True, metavar="ATTRS_CSV", help="CSV of the new houses")
     predict.add_argument("--photos", type=Path, help="folder with the houses' four photos each")
     predict.set_defaults(handler=_predict)
+
+    for name, model in (("stylize", StylizeConfig), ("colorize", ColorizeConfig),
+                        ("train-colorizer", TrainColorizerConfig)):
+        sub = commands.add_parser(name, help=model.__doc__.splitlines()[0], description=model.__doc__)
+        add_config_arguments(sub, model)
+        sub.set_defaults(handler=_train_colorizer if name == "train-colorizer" else _dnn_batch)
+
+    models = commands.add_parser("models", help="List, fetch or build networks for the OpenCV DNN flows.",
+                                 description="Networks for stylize and colorize.")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="The published networks, their files and the options they need.")
+    fetch = actions.add_parser("fetch", help="Download a published network's files (progress bar), recording "
+                               "each file's sha256 in models.lock.json and refusing a file that no longer matches.")
+    fetch.add_argument("name", help="a name from `models list`")
+    fetch.add_argument("--dir", type=Path, default=Path("models"), help="models folder (default: models)")
+    fetch.add_argument("--base-url", default=None, help="fetch the files from this folder URL instead (a mirror)")
+    toy = actions.add_parser("toy", help="Write a small ONNX network with known weights (tests, benchmarks, smoke "
+                             "runs): sepia (1x1 conv: sepia tone through the style flow) or conv (3x3 convs).")
+    toy.add_argument("name", choices=["sepia", "conv"])
+    toy.add_argument("path", type=Path, help="the .onnx file to write")
+    models.set_defaults(handler=_models)
 
     compact = commands.add_parser(
         "compact-dataset", help="Write a copy of a Houses-format folder with shrunk photos.",
