@@ -188,7 +188,7 @@ class TrainColorizerConfig(BaseModel):
                       "quality.json, quality.md and contact_sheet.png.")
     cache: Path = Field(Path(".cache"), description="Cache folder: a trained colorizer is reused.")
     size: int = Field(96, ge=16, le=512, description="Training input side in pixels (a multiple of 8).")
-    epochs: int = Field(12, ge=1, le=1000, description="Training epochs.")
+    epochs: int = Field(40, ge=1, le=1000, description="Training epochs (about 5 s each on 2 CPU cores at 96 px).")
     batch_size: int = Field(32, ge=1, le=1024, description="Photos per training step.")
     test_fraction: float = Field(0.1, gt=0, lt=0.9, description="Share of photos held out for the quality report.")
     seed: int = Field(42, description="Seed of the split and the training.")
