@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 
 from flows.cli import add_config_arguments, config_from_args, run_command
-from flows.config import ClassifyConfig, CompareConfig, PreprocessConfig, SweepConfig, TrainConfig
+from flows.config import (
+    ClassifyConfig,
+    ColorizeConfig,
+    CompareConfig,
+    PreprocessConfig,
+    StylizeConfig,
+    SweepConfig,
+    TrainColorizerConfig,
+    TrainConfig,
+)
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -99,6 +108,42 @@ def _predict_labels(args: argparse.Namespace) -> None:
         print(format_prediction(result))
         if args.draw:
             print(f"  drawn: {draw_labels(result['image'], result, args.draw / (result['image'].stem + '.png'))}")
+def _dnn_batch(args: argparse.Namespace) -> None:
+    from flows.dnn import colorize_flow, stylize_flow
+
+    flow, model = (stylize_flow, StylizeConfig) if args.command == "stylize" else (colorize_flow, ColorizeConfig)
+    config = config_from_args(model, args)
+    summary = flow(config)
+    print(f"{summary['images']} images: {summary['done']} new, {summary['reused']} reused, {summary['skipped']} "
+          f"skipped in {summary['seconds']:.1f} s ({summary['images_per_second']} images/s)")
+    print(f"Contact sheet: {summary['contact_sheet']}")
+
+
+def _train_colorizer(args: argparse.Namespace) -> None:
+    from flows.dnn import train_colorizer_flow
+
+    result = train_colorizer_flow(config_from_args(TrainColorizerConfig, args))
+    print(f"Held-out photos: {result['photos']}; PSNR {result['psnr']:.2f} dB (gray {result['psnr_gray']:.2f}), "
+          f"mean Lab colour error {result['lab_error']:.2f} (gray {result['lab_error_gray']:.2f})")
+    print(f"Model: {Path(result['model']).resolve()}")
+
+
+def _models(args: argparse.Namespace) -> None:
+    from tasks.dnn_models import PUBLISHED, fetch_model
+    from tasks.toy_networks import TOY_NETWORKS
+
+    if args.action == "list":
+        for name, model in sorted(PUBLISHED.items()):
+            print(f"{name:>20}  {model.kind:<8} {', '.join(model.files)}  {model.options}  ({model.note})")
+    elif args.action == "fetch":
+        for path in fetch_model(args.name, args.dir, args.base_url):
+            print(f"{path}  (sha256 recorded in {args.dir / 'models.lock.json'})")
+    else:
+        print(TOY_NETWORKS[args.name](args.path))
+
+
+def _first_sentence(doc: str) -> str:
+    return " ".join(doc.split()).split(". ")[0].rstrip(".") + "."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(compare, CompareConfig)
     compare.set_defaults(handler=_compare)
 
-    sweep = commands.add_parser("sweep", help=SweepConfig.__doc__.splitlines()[0], description=SweepConfig.__doc__)
+    sweep = commands.add_parser("sweep", help=_first_sentence(SweepConfig.__doc__), description=SweepConfig.__doc__)
     add_config_arguments(sweep, SweepConfig)
     sweep.set_defaults(handler=_sweep)
 
@@ -140,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--photos", type=Path, help="folder with the houses' four photos each")
     predict.set_defaults(handler=_predict)
 
-    classify = commands.add_parser("classify", help=ClassifyConfig.__doc__.splitlines()[0],
+    classify = commands.add_parser("classify", help=_first_sentence(ClassifyConfig.__doc__),
                                    description=ClassifyConfig.__doc__)
     add_config_arguments(classify, ClassifyConfig)
     classify.set_defaults(handler=_classify)
@@ -167,6 +212,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict_labels.add_argument("--draw", type=Path, metavar="DIR", help="also write each image with its labels "
                                 "drawn on it as DIR/NAME.png")
     predict_labels.set_defaults(handler=_predict_labels)
+
+    for name, model in (("stylize", StylizeConfig), ("colorize", ColorizeConfig),
+                        ("train-colorizer", TrainColorizerConfig)):
+        sub = commands.add_parser(name, help=_first_sentence(model.__doc__), description=model.__doc__)
+        add_config_arguments(sub, model)
+        sub.set_defaults(handler=_train_colorizer if name == "train-colorizer" else _dnn_batch)
+
+    models = commands.add_parser("models", help="List, fetch or build networks for the OpenCV DNN flows.",
+                                 description="Networks for stylize and colorize.")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="The published networks, their files and the options they need.")
+    fetch = actions.add_parser("fetch", help="Download a published network's files (progress bar), recording "
+                               "each file's sha256 in models.lock.json and refusing a file that no longer matches.")
+    fetch.add_argument("name", help="a name from `models list`")
+    fetch.add_argument("--dir", type=Path, default=Path("models"), help="models folder (default: models)")
+    fetch.add_argument("--base-url", default=None, help="fetch the files from this folder URL instead (a mirror)")
+    toy = actions.add_parser("toy", help="Write a small ONNX network with known weights (tests, benchmarks, smoke "
+                             "runs): sepia (1x1 conv: sepia tone through the style flow) or conv (3x3 convs).")
+    toy.add_argument("name", choices=["sepia", "conv"])
+    toy.add_argument("path", type=Path, help="the .onnx file to write")
+    models.set_defaults(handler=_models)
 
     compact = commands.add_parser(
         "compact-dataset", help="Write a copy of a Houses-format folder with shrunk photos.",

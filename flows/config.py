@@ -145,3 +145,77 @@ class ClassifyConfig(ClassifierOptions):
     cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs.")
     out: Path = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
                       "model (model/: model.keras + labels.json).")
+
+DEFAULT_IMAGES = str(PROJECT_ROOT / "data" / "houses" / "*_frontal.jpg")
+Backend = Literal["default", "opencv", "cuda"]
+Target = Literal["cpu", "cuda", "cuda_fp16", "opencl"]
+
+
+class DnnRunOptions(BaseModel):
+    """Options shared by the OpenCV DNN flows (stylize, colorize)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    input: str = Field(DEFAULT_IMAGES, description="One image, a folder of images, or a glob (quote it). Default: "
+                       "the frontal house photos in data/houses.")
+    model: Path | None = Field(None, description="Network file for cv2.dnn.readNet (.onnx, .pb, .tflite; Caffe "
+                               "weights with --prototxt for colorize); `python -m flows models fetch NAME` gets "
+                               "the published ones.")
+    cache: Path = Field(Path(".cache"), description="Cache folder: one entry per image x model x settings.")
+    backend: Backend = Field("default", description="OpenCV DNN backend (cuda needs an OpenCV built with CUDA).")
+    target: Target = Field("cpu", description="OpenCV DNN target device.")
+    workers: int = Field(2, ge=1, le=64, description="Images processed at once (threads, one network each); "
+                         "1 runs them one after another.")
+    on_bad_image: Literal["skip", "fail"] = Field("skip", description="On an image that cannot be read or "
+                                                  "decoded: report and skip it, or stop with an error.")
+    limit: int | None = Field(None, ge=1, description="Process only the first N images (sorted by path).")
+    sheet_images: int = Field(12, ge=1, le=200, description="Images shown on the contact sheet (the first N).")
+
+
+class StylizeConfig(DnnRunOptions):
+    """Fast neural style transfer (Johnson et al.) over a batch of images with an OpenCV DNN network."""
+
+    out: Path = Field(Path("runs/stylize"), description="Folder for the styled images (same names), "
+                      "contact_sheet.png, timing.csv/.md and summary.json.")
+    width: int = Field(600, ge=8, le=8192, description="Width the images are resized to (aspect kept).")
+    mean: list[float] = Field([103.939, 116.779, 123.680], min_length=3, max_length=3,
+                              description="Per-channel means subtracted before and added back after the network, "
+                              "in the network's channel order (ImageNet BGR for the Torch models; 0,0,0 for the "
+                              "ONNX-zoo models).")
+    swap_rb: bool = Field(False, description="Feed RGB instead of BGR (the ONNX-zoo models want RGB).")
+
+
+class ColorizeConfig(DnnRunOptions):
+    """Black-and-white colorization (Zhang et al., or our own colorizer) over a batch of images."""
+
+    out: Path = Field(Path("runs/colorize"), description="Folder for the colorized images (same names), "
+                      "contact_sheet.png, timing.csv/.md and summary.json.")
+    prototxt: Path | None = Field(None, description="Caffe network definition, with --model WEIGHTS.caffemodel.")
+    points: Path | None = Field(None, description="The ab cluster centres (pts_in_hull.npy) installed in class8_ab.")
+    size: int | None = Field(None, ge=8, le=4096, description="Side of the square L input (default: the size "
+                             "recorded beside our colorizer's .onnx, else 224 as the published model).")
+
+
+class TrainColorizerConfig(BaseModel):
+    """Train a small Keras colorizer (L in, ab out) on colour photos, export it to ONNX for cv2.dnn, and
+    report its quality on held-out photos next to leaving them gray."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path = Field(PROJECT_ROOT / "data" / "houses", description="Folder of colour photos. Default: the "
+                       "house photos in data/houses.")
+    out: Path = Field(Path("runs/colorizer"), description="Folder for colorizer.onnx (+ .json, .keras), "
+                      "quality.json, quality.md and contact_sheet.png.")
+    cache: Path = Field(Path(".cache"), description="Cache folder: a trained colorizer is reused.")
+    size: int = Field(96, ge=16, le=512, description="Training input side in pixels (a multiple of 8).")
+    epochs: int = Field(40, ge=1, le=1000, description="Training epochs (about 5 s each on 2 CPU cores at 96 px).")
+    batch_size: int = Field(32, ge=1, le=1024, description="Photos per training step.")
+    test_fraction: float = Field(0.1, gt=0, lt=0.9, description="Share of photos held out for the quality report.")
+    seed: int = Field(42, description="Seed of the split and the training.")
+    max_images: int | None = Field(None, ge=4, description="Use only the first N photos (sorted by name).")
+
+    @model_validator(mode="after")
+    def _multiple_of_8(self) -> TrainColorizerConfig:
+        if self.size % 8:
+            raise ValueError(f"size must be a multiple of 8 (three stride-2 steps), got {self.size}")
+        return self

@@ -1,0 +1,97 @@
+"""Image batches for the DNN flows: which files to read (one file, a folder or a glob), decoding
+with a clear error, encoding in the input's format, the contact sheet and the timing table."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tasks.cache import atomic_write_bytes
+from tasks.errors import DataError
+from tasks.evaluate import markdown_table, write_csv
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+REPORT_FILES = {"contact_sheet.png", "timing.csv", "timing.md", "summary.json"}
+TIMING_COLUMNS = ["image", "status", "width", "height", "ms", "reason"]
+
+
+def resolve_inputs(spec: str, limit: int | None = None) -> list[tuple[Path, str]]:
+    """(path, output name) of each image: a file, the images of a folder, or a glob's matches, sorted."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        found = [path]
+    elif path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    elif glob.has_magic(spec):
+        found = sorted(Path(p) for p in glob.glob(str(path), recursive=True)
+                       if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+    else:
+        raise DataError("no such file or folder; pass an image, a folder of images or a glob like "
+                        "'photos/*.jpg'", spec)
+    if not found:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found; check the path", spec)
+    found = found[:limit] if limit else found
+    names: dict[str, Path] = {}
+    for image in found:
+        if image.name in names:
+            raise DataError(f"two inputs have the same name ({names[image.name]}); outputs would overwrite each "
+                            "other: rename one or narrow the glob", image)
+        if image.name in REPORT_FILES:
+            raise DataError(f"an input may not be named {image.name} (the flow writes that report); rename it",
+                            image)
+        names[image.name] = image
+    return [(image, image.name) for image in found]
+
+
+def decode_image(data: bytes, path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR; a DataError naming the file if it is empty, not an image or corrupt."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise DataError("cannot decode this image (empty, not an image, or corrupt); replace or remove it, or "
+                        "pass --on-bad-image skip to leave it out", path)
+    return image
+
+
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """The image in the format its name says (JPEG at quality 95)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix.lower() in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(suffix.lower(), image, params)
+    if not ok:
+        raise DataError(f"OpenCV cannot write {suffix} files")
+    return encoded.tobytes()
+
+
+def contact_sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: Path, row_height: int = 160) -> Path:
+    """A PNG with one row per image: input | output, scaled to `row_height`, name in the corner."""
+    rows = []
+    for name, before, after in pairs:
+        cells = [cv2.resize(img, (max(1, round(img.shape[1] * row_height / img.shape[0])), row_height),
+                            interpolation=cv2.INTER_AREA) for img in (before, after)]
+        gap = np.full((row_height, 6, 3), 255, np.uint8)
+        row = np.hstack([cells[0], gap, cells[1]])  # (row_height, w_in + 6 + w_out, 3)
+        cv2.putText(row, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(row, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    atomic_write_bytes(path, encode_image(np.vstack(padded), ".png"))
+    return path
+
+
+def write_timing(rows: list[dict], seconds: float, out: Path) -> dict:
+    """timing.csv and timing.md (per image ms, status), with totals; the totals as a dict."""
+    done = [r for r in rows if r["status"] == "done"]
+    totals = {"images": len(rows), "done": len(done), "reused": sum(r["status"] == "reused" for r in rows),
+              "skipped": sum(r["status"] == "skipped" for r in rows), "seconds": round(seconds, 3),
+              "images_per_second": round(len(rows) / seconds, 2) if seconds > 0 else None,
+              "mean_ms_per_new_image": round(sum(r["ms"] for r in done) / len(done), 1) if done else None}
+    write_csv(rows, TIMING_COLUMNS, out / "timing.csv")
+    lines = [markdown_table(rows, TIMING_COLUMNS), "",
+             f"{totals['images']} images ({totals['done']} new, {totals['reused']} reused from the cache, "
+             f"{totals['skipped']} skipped) in {totals['seconds']} s: {totals['images_per_second']} images/s; "
+             f"{totals['mean_ms_per_new_image']} ms per new image (network and pre/post-processing)."]
+    atomic_write_bytes(out / "timing.md", ("\n".join(lines) + "\n").encode())
+    return totals

@@ -1,0 +1,172 @@
+"""Per-image units of work for the DNN flows, each cached by content.
+
+Cache entry `CACHE/<stylize|colorize>/KEY/` holds the output image and its timing, where KEY hashes
+the image's bytes, the model files' sha256, the settings and the code version: a re-run skips
+images already done with the same model and settings, and copies their output into place.
+A cv2.dnn Net is not safe to share between threads, so each worker thread loads its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks import colorize, dnn_images, stylize
+from tasks.cache import Cache, atomic_write_bytes
+from tasks.caffe_onnx import caffe_to_onnx
+from tasks.dnn_images import decode_image, encode_image
+from tasks.dnn_models import read_net, verify_against_lock
+from tasks.errors import DataError
+from tasks.hashing import bytes_sha256, code_version, digest
+
+_thread_nets = threading.local()
+
+
+@dataclass(frozen=True)
+class DnnJob:
+    """What every image of one run shares: the network file, its settings, where results go."""
+
+    kind: str  # "stylize" | "colorize"
+    model: Path  # the file cv2.dnn.readNet reads (ONNX after a Caffe conversion)
+    model_sha256: str  # of all the model's source files together
+    settings: dict = field(hash=False)  # stylize: width, mean, swap_rb; colorize: size
+    backend: str = "default"
+    target: str = "cpu"
+    cache_dir: Path = Path(".cache")
+    out: Path = Path("runs/dnn")
+    on_bad_image: str = "skip"
+
+    def image_key(self, image_sha256: str) -> str:
+        module = stylize if self.kind == "stylize" else colorize
+        return digest(self.kind, image_sha256, self.model_sha256, self.settings,
+                      code_version(module, dnn_images))
+
+
+def prepare_model(model: Path, prototxt: Path | None, points: Path | None, cache_dir: Path) -> tuple[Path, str]:
+    """(file for readNet, sha256 of the model's files): a Caffe model is converted to ONNX once, cached."""
+    sources = [p for p in (model, prototxt, points) if p is not None]
+    hashes = [verify_against_lock(p) for p in sources]
+    model_sha = digest(hashes)
+    if prototxt is None and model.suffix not in (".prototxt", ".caffemodel"):
+        if points is not None:
+            raise DataError("--points installs cluster centres into a Caffe colorization model; this model is not "
+                            "Caffe (give --prototxt too, or leave --points out)", points)
+        return model, model_sha
+    if prototxt is None:
+        raise DataError("a Caffe model needs its network definition: pass --prototxt DEPLOY.prototxt", model)
+    weights = None if model.suffix == ".prototxt" else model
+    from tasks import caffe_onnx
+
+    cache = Cache(cache_dir)
+    key = digest("caffe-onnx", model_sha, code_version(caffe_onnx))
+    entry = cache.lookup("caffe-onnx", key)
+    if entry is None:
+        with cache.write("caffe-onnx", key) as tmp:
+            caffe_to_onnx(prototxt, weights, points, tmp / "model.onnx")
+        entry = cache.entry_path("caffe-onnx", key)
+    return entry / "model.onnx", model_sha
+
+
+def thread_net(job: DnnJob):
+    """This thread's own Net for the job's model (loaded on first use)."""
+    nets = getattr(_thread_nets, "nets", None)
+    if nets is None:
+        nets = _thread_nets.nets = {}
+    key = (str(job.model), job.model_sha256, job.backend, job.target)
+    if key not in nets:
+        nets[key] = read_net(job.model, job.backend, job.target)
+    return nets[key]
+
+
+def run_network(job: DnnJob, image):
+    net = thread_net(job)
+    if job.kind == "stylize":
+        return stylize.stylize(net, image, job.settings["width"], tuple(job.settings["mean"]),
+                               job.settings["swap_rb"])
+    return colorize.colorize(net, image, job.settings["size"])
+
+
+def process_image(job: DnnJob, path: Path, name: str) -> dict:
+    """One image: reuse its cached output or compute it; write it to OUT/name. A timing row."""
+    row = {"image": name, "status": "done", "width": "", "height": "", "ms": 0.0, "reason": ""}
+    cache = Cache(job.cache_dir)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return _bad_image(job, row, DataError(f"cannot read: {error.strerror}", path))
+    key = job.image_key(bytes_sha256(data))
+    entry = cache.lookup(job.kind, key)
+    if entry is not None:
+        timing = json.loads((entry / "timing.json").read_text())
+        atomic_write_bytes(job.out / name, (entry / f"output{path.suffix.lower()}").read_bytes())
+        return {**row, **timing, "status": "reused"}
+    try:
+        image = decode_image(data, path)
+    except DataError as error:
+        return _bad_image(job, row, error)
+    start = time.perf_counter()
+    result = run_network(job, image)
+    encoded = encode_image(result, path.suffix)
+    timing = {"width": result.shape[1], "height": result.shape[0],
+              "ms": round(1000 * (time.perf_counter() - start), 2)}
+    with cache.write(job.kind, key) as tmp:
+        (tmp / f"output{path.suffix.lower()}").write_bytes(encoded)
+        (tmp / "timing.json").write_text(json.dumps(timing))
+    atomic_write_bytes(job.out / name, encoded)
+    return {**row, **timing}
+
+
+def _bad_image(job: DnnJob, row: dict, error: DataError) -> dict:
+    if job.on_bad_image == "fail":
+        raise error
+    return {**row, "status": "skipped", "reason": str(error)}
+
+
+@task(name="dnn-image", cache_policy=NO_CACHE, task_run_name="{job.kind}-{name}")
+def image_task(job: DnnJob, path: Path, name: str) -> dict:
+    """One image through the network (or from the cache); a skipped bad image is logged."""
+    row = process_image(job, path, name)
+    if row["status"] == "skipped":
+        get_run_logger().warning("Skipped %s", row["reason"])
+    return row
+
+
+@task(name="train-colorizer", cache_policy=NO_CACHE)
+def train_colorizer_task(data: Path, cache_dir: Path, size: int, epochs: int, batch_size: int,
+                         test_fraction: float, seed: int, max_images: int | None) -> tuple[Path, list[Path]]:
+    """Train (or reuse) the colorizer on the folder's photos; (cache entry, held-out photo paths)."""
+    from tasks import colorizer_training, keras_onnx
+
+    log = get_run_logger()
+    photos = colorizer_training.load_photos(data, max_images)
+    train, test = colorizer_training.split_photos(photos, test_fraction, seed)
+    key = digest("colorizer", [bytes_sha256(p.read_bytes()) for p, _ in photos], size, epochs, batch_size,
+                 test_fraction, seed, code_version(colorizer_training, keras_onnx, colorize))
+    cache = Cache(cache_dir)
+    entry = cache.lookup("colorizer", key)
+    if entry is not None:
+        log.info("Colorizer reused from the cache (%s)", entry)
+        return entry, [p for p, _ in test]
+    log.info("Training the colorizer on %d photos (%d held out) at %d px, %d epochs", len(train), len(test),
+             size, epochs)
+    start = time.perf_counter()
+    model, history = colorizer_training.train_colorizer([image for _, image in train], size, epochs, batch_size,
+                                                        seed, log)
+    with cache.write("colorizer", key) as tmp:
+        model.save(tmp / "colorizer.keras")
+        onnx_path = keras_onnx.keras_to_onnx(model, tmp / "colorizer.onnx")
+        worst = colorizer_training.export_check(model, read_net(onnx_path), size, seed)
+        if worst > 1e-2:
+            raise RuntimeError(f"the ONNX export differs from Keras by up to {worst:.3g} ab units")
+        colorizer_training.write_sidecar(onnx_path, size, {
+            "epochs": epochs, "batch_size": batch_size, "train_photos": len(train), "test_photos": len(test),
+            "seed": seed, "export_max_abs_diff": worst, "train_seconds": round(time.perf_counter() - start, 1),
+            "loss": history["loss"]})
+    return cache.entry_path("colorizer", key), [p for p, _ in test]
