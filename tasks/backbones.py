@@ -97,19 +97,25 @@ class ApplicationPreprocess(layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def small_vgg(x, filters: tuple[int, ...] = (32, 64, 128), dense: int = 256, name: str = "small") -> keras.KerasTensor:
+def small_vgg(x, filters: tuple[int, ...] = (32, 64, 128), dense: int = 256, pooling: str = "flatten",
+              name: str = "small") -> keras.KerasTensor:
     """The tutorials' SmallerVGGNet, slimmed for CPUs: conv blocks (one conv, then two per block),
-    each with batch norm, max pooling and dropout 0.25; then dense -> batch norm -> dropout 0.5."""
+    each with batch norm, max pooling and dropout 0.25; then either flatten -> dense -> batch norm
+    -> dropout 0.5 (the tutorials'), or global average pooling -> dropout 0.5 (far fewer weights).
+    Batch norm tracks its statistics with momentum 0.9: short CPU trainings are too short for 0.99."""
     for i, count in enumerate(filters):
         for j in range(1 if i == 0 else 2):
             x = layers.Conv2D(count, 3, padding="same", name=f"{name}_conv_{i}_{j}")(x)
             x = layers.Activation("relu", name=f"{name}_relu_{i}_{j}")(x)
-            x = layers.BatchNormalization(name=f"{name}_bn_{i}_{j}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn_{i}_{j}")(x)
         x = layers.MaxPooling2D(3 if i == 0 else 2, name=f"{name}_pool_{i}")(x)  # /3 first, then /2
         x = layers.Dropout(0.25, name=f"{name}_drop_{i}")(x)
+    if pooling == "average":
+        x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)  # (B, filters[-1])
+        return layers.Dropout(0.5, name=f"{name}_gap_drop")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(dense, activation="relu", name=f"{name}_dense")(x)
-    x = layers.BatchNormalization(name=f"{name}_dense_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dense_bn")(x)
     return layers.Dropout(0.5, name=f"{name}_dense_drop")(x)
 
 
@@ -136,8 +142,8 @@ def application_features(x, backbone: str, weights: str, fine_tune_layers: int, 
 
 
 def image_features(x, backbone: str = "small", weights: str = "imagenet", fine_tune_layers: int = 0,
-                   name: str = "features") -> keras.KerasTensor:
+                   name: str = "features", small_pooling: str = "flatten") -> keras.KerasTensor:
     """(B, S, S, 3) BGR in [0, 1] -> (B, F) features."""
     if backbone == "small":
-        return small_vgg(x, name=name)
+        return small_vgg(x, pooling=small_pooling, name=name)
     return application_features(x, backbone, weights, fine_tune_layers, name)

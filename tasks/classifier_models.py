@@ -36,15 +36,16 @@ class Grayscale(layers.Layer):
 
 
 def build_multilabel(size: int, n_classes: int, backbone: str = "small", weights: str = "imagenet",
-                     fine_tune_layers: int = 0) -> keras.Model:
+                     fine_tune_layers: int = 0, small_pooling: str = "flatten") -> keras.Model:
     inputs = keras.Input(shape=(size, size, 3), name="image")
-    x = image_features(inputs, backbone, weights, fine_tune_layers, name="features")  # (B, F)
+    x = image_features(inputs, backbone, weights, fine_tune_layers, "features", small_pooling)  # (B, F)
     outputs = layers.Dense(n_classes, activation="sigmoid", name="labels")(x)  # (B, classes)
     return keras.Model({"image": inputs}, outputs, name="multilabel")
 
 
 def build_multioutput(size: int, outputs: dict[str, int], gray_output: str, backbone: str = "small",
-                      weights: str = "imagenet", fine_tune_layers: int = 0) -> keras.Model:
+                      weights: str = "imagenet", fine_tune_layers: int = 0,
+                      small_pooling: str = "flatten") -> keras.Model:
     """`outputs`: head name -> number of classes; `gray_output` names the head whose branch sees grayscale."""
     if gray_output not in outputs:
         raise DataError(f"--gray-output {gray_output!r} is not a label column; choose one of {', '.join(outputs)}")
@@ -54,17 +55,24 @@ def build_multioutput(size: int, outputs: dict[str, int], gray_output: str, back
         x = inputs
         if name == gray_output:
             x = Grayscale(1 if backbone == "small" else 3, name=f"{name}_grayscale")(inputs)
-        x = image_features(x, backbone, weights, fine_tune_layers, name=f"{name}_branch")  # (B, F)
+        x = image_features(x, backbone, weights, fine_tune_layers, f"{name}_branch", small_pooling)  # (B, F)
         heads[name] = layers.Dense(n_classes, activation="softmax", name=name)(x)  # (B, classes)
     return keras.Model({"image": inputs}, heads, name="multioutput")
 
 
+def learning_rate_schedule(kind: str, learning_rate: float, epochs: int, steps_per_epoch: int):
+    """cosine: from learning_rate down to 0 over the whole training (the last epochs barely move the
+    weights, so the final model is a settled one); inverse-time: the tutorials' decay=lr/epochs."""
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps_per_epoch))
+    return keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=learning_rate / epochs)
+
+
 def compile_classifier(model: keras.Model, kind: str, learning_rate: float, epochs: int,
-                       loss_weights: dict[str, float] | None = None) -> None:
-    """Adam with the tutorials' decay; binary cross-entropy per label, or a categorical one per head."""
-    schedule = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1,
-                                                           decay_rate=learning_rate / epochs)
-    optimizer = keras.optimizers.Adam(schedule)
+                       loss_weights: dict[str, float] | None = None, schedule: str = "cosine",
+                       steps_per_epoch: int = 1) -> None:
+    """Adam; binary cross-entropy per label, or a categorical one per head with its loss weight."""
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(schedule, learning_rate, epochs, steps_per_epoch))
     if kind == "multilabel":
         model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["binary_accuracy"])
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.label_encoding import Kind
@@ -27,13 +29,17 @@ class ClassifierOptions(BaseModel):
                                     "(default: category if there is one, else the first column).")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="multioutput: loss weight per "
                                            "head, e.g. category=1,color=1 (others 1).")
+    small_pooling: Literal["flatten", "average"] = Field("flatten", description="small network: flatten -> dense "
+                                                         "256 (the tutorials') or global average pooling.")
+    schedule: Literal["cosine", "inverse-time"] = Field("cosine", description="Learning rate: cosine decay to 0 "
+                                                        "over the training, or the tutorials' lr / (1 + lr/epochs * "
+                                                        "step).")
     threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: a label is predicted at this probability.")
     trainer: Trainer = Field("fit", description="fit (in memory), stream (tf.data from Parquet, augmented), batch "
                              "(train_on_batch loop), distributed (tf.distribute).")
     epochs: int = Field(25, ge=1, le=100_000, description="Maximum number of epochs.")
     batch_size: int = Field(32, ge=1, le=65_536, description="Batch size per replica.")
-    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam's initial learning rate, decayed as "
-                                 "lr / (1 + lr/epochs * step).")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam's initial learning rate.")
     validation_fraction: float = Field(0.1, ge=0, lt=0.9, description="Share of the train groups (houses) held "
                                        "out for the validation curves and early stopping.")
     early_stopping: int | None = Field(None, ge=1, description="Stop after this many epochs without a better "

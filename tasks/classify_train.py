@@ -78,17 +78,18 @@ def make_image_stream(images: LabelledImages, rows: np.ndarray, targets, batch_s
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def build_classifier(options: ClassifierOptions, encoding: LabelEncoding, size: int) -> keras.Model:
+def build_classifier(options: ClassifierOptions, encoding: LabelEncoding, size: int,
+                     steps_per_epoch: int = 1) -> keras.Model:
     if encoding.kind == "multilabel":
         model = classifier_models.build_multilabel(size, len(encoding.classes), options.backbone, options.weights,
-                                                   options.fine_tune_layers)
+                                                   options.fine_tune_layers, options.small_pooling)
     else:
         columns = list(encoding.columns)
         model = classifier_models.build_multioutput(
             size, {name: len(classes) for name, classes in encoding.columns.items()}, options.gray_column(columns),
-            options.backbone, options.weights, options.fine_tune_layers)
+            options.backbone, options.weights, options.fine_tune_layers, options.small_pooling)
     classifier_models.compile_classifier(model, encoding.kind, options.learning_rate, options.epochs,
-                                         options.loss_weights)
+                                         options.loss_weights, options.schedule, steps_per_epoch)
     return model
 
 
@@ -108,8 +109,11 @@ def train_classifier(images: LabelledImages, encoding: LabelEncoding, options: C
     data = train.FitData(x, take(targets, fit_rows), {"image": load_images(images, val_rows)}, take(targets, val_rows),
                          lambda batch_size: make_image_stream(images, fit_rows, targets, batch_size, options.seed,
                                                               options.augment))
-    trained = train.run_trainer(lambda replicas: build_classifier(options, encoding, images.size), data, options,
-                                folder, log, report)
+    def build(replicas: int) -> keras.Model:
+        steps = -(-len(fit_rows) // (options.batch_size * replicas))
+        return build_classifier(options, encoding, images.size, steps)
+
+    trained = train.run_trainer(build, data, options, folder, log, report)
     train.save_model_file(trained.model, folder / "model.keras")
     state = trained.state
     return ClassifierTraining(folder / "model.keras", state["history"], state["epoch"], state["best_epoch"],
