@@ -1,8 +1,10 @@
 """Images per second of the stylize flow on 100 photos at width 600 with a small network (the toy
 3x3-conv net, 3 -> 16 -> 16 -> 3), one worker (sequential) vs the flow's parallel mode (2 workers,
 OpenCV's threads split between them), plus a plain loop without Prefect as the floor of overhead.
+The three are run in turn `--repeats` times (the cores are shared, so figures vary between
+rounds); each round's figures are printed and the medians compared.
 
-    .venv/bin/python bench/bench_dnn.py [--images 100] [--workers 2]
+    .venv/bin/python bench/bench_dnn.py [--images 100] [--workers 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from flows.config import StylizeConfig
@@ -52,15 +56,16 @@ def main() -> None:
     photos = make_photos(args.images, work / "photos")
     model = conv_net(work / "conv16.onnx")
     print(f"{len(photos)} photos at width 600, network {model.name} (3x3 convs 3 -> 16 -> 16 -> 3), "
-          f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}")
+          f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}; load average {os.getloadavg()[0]:.2f} "
+          "(other processes share the cores)")
 
-    net = read_net(model)
-    start = time.perf_counter()
-    for path in photos:
-        image = cv2.imread(str(path))
-        cv2.imencode(".jpg", stylize(net, image, 600))
-    plain = len(photos) / (time.perf_counter() - start)
-    print(f"plain loop, no Prefect, no cache: {plain:.2f} images/s")
+    def plain_loop() -> float:
+        net = read_net(model)
+        start = time.perf_counter()
+        for path in photos:
+            image = cv2.imread(str(path))
+            cv2.imencode(".jpg", stylize(net, image, 600))
+        return len(photos) / (time.perf_counter() - start)
 
     def run(workers: int, images: str, tag: str) -> float:
         cache = work / f"cache-{tag}"
@@ -71,11 +76,19 @@ def main() -> None:
         return summary["images_per_second"]
 
     run(1, str(photos[0]), "warmup")  # the temporary Prefect server starts here, outside the timings
-    sequential = run(1, str(work / "photos"), "sequential")
-    parallel = run(args.workers, str(work / "photos"), "parallel")
-    print(f"stylize flow, 1 worker (sequential): {sequential:.2f} images/s")
+    rounds = []
+    for _ in range(args.repeats):
+        rounds.append((plain_loop(), run(1, str(work / "photos"), "sequential"),
+                       run(args.workers, str(work / "photos"), "parallel")))
+    for i, (plain, sequential, parallel) in enumerate(rounds, start=1):
+        print(f"round {i}: plain loop {plain:.2f}, flow 1 worker {sequential:.2f}, flow {args.workers} workers "
+              f"{parallel:.2f} images/s")
+    plain, sequential, parallel = (statistics.median(column) for column in zip(*rounds))
+    print(f"median of {args.repeats} rounds:")
+    print(f"plain loop, no Prefect, no cache: {plain:.2f} images/s")
+    print(f"stylize flow, 1 worker (sequential): {sequential:.2f} images/s ({sequential / plain:.2f}x the plain loop)")
     print(f"stylize flow, {args.workers} workers (parallel):  {parallel:.2f} images/s")
-    print(f"ratio parallel / sequential: {parallel / sequential:.2f}x")
+    print(f"ratio parallel / sequential: {parallel / sequential:.2f}x (load average now {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

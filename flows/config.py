@@ -158,9 +158,9 @@ class DnnRunOptions(BaseModel):
 
     input: str = Field(DEFAULT_IMAGES, description="One image, a folder of images, or a glob (quote it). Default: "
                        "the frontal house photos in data/houses.")
-    model: Path | None = Field(None, description="Network file for cv2.dnn.readNet (.onnx, .pb, .tflite; Caffe "
-                               "weights with --prototxt for colorize); `python -m flows models fetch NAME` gets "
-                               "the published ones.")
+    model: Path | None = Field(None, description="Network file for cv2.dnn.readNet (Torch .t7, .onnx, .pb, .tflite; "
+                               "Caffe .caffemodel weights with --prototxt); `python -m flows models fetch NAME` "
+                               "gets the published ones.")
     cache: Path = Field(Path(".cache"), description="Cache folder: one entry per image x model x settings.")
     backend: Backend = Field("default", description="OpenCV DNN backend (cuda needs an OpenCV built with CUDA).")
     target: Target = Field("cpu", description="OpenCV DNN target device.")

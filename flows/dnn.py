@@ -1,8 +1,8 @@
 """OpenCV DNN flows: stylize and colorize a batch of images, and train our own colorizer.
 
-Each image is one Prefect task (cached by content in tasks.dnn_tasks); the images run in a
-`dnn-images` subflow on a thread pool of `workers` threads, each with its own network, with
-OpenCV's own threads split between them.
+The images run as chunks (one `dnn-images` task each, every image cached by content in
+tasks.dnn_tasks) on a ThreadPoolTaskRunner of `workers` threads opened inside the flow (a subflow
+cost about 0.6 s per batch), each thread with its own network and OpenCV's threads split between them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from flows.config import ColorizeConfig, DnnRunOptions, StylizeConfig, TrainColo
 from tasks.cache import atomic_write_bytes, atomic_write_json
 from tasks.dnn_images import contact_sheet, decode_image, resolve_inputs, write_timing
 from tasks.dnn_models import check_backend, read_net
-from tasks.dnn_tasks import DnnJob, image_task, prepare_model, train_colorizer_task
+from tasks.dnn_tasks import DnnJob, chunk_task, chunked, load_net, model_sha256, train_colorizer_task
 from tasks.errors import DataError
 from tasks.evaluate import markdown_table
 
@@ -41,16 +41,16 @@ def opencv_threads_per_worker(workers: int):
         cv2.setNumThreads(before)
 
 
-@flow(name="dnn-images", flow_run_name=lambda: f"dnn-images-{datetime.now():%Y%m%d-%H%M%S}")
-def images_flow(job: DnnJob, images: list[tuple[Path, str]]) -> list[dict]:
-    """Every image through the network on this flow's thread pool; the timing rows in input order."""
+def run_chunks(job: DnnJob, images: list[tuple[Path, str]], workers: int) -> list[dict]:
+    """Every image through the network, in chunks on `workers` threads; timing rows in input order."""
     log = get_run_logger()
-    futures = [image_task.submit(job, path, name) for path, name in images]
-    rows, step = [], max(1, len(futures) // 10)
-    for i, future in enumerate(futures, start=1):
-        rows.append(future.result())
-        if i % step == 0 or i == len(futures):
-            log.info("%s: %d of %d images", job.kind, i, len(futures))
+    rows: list[dict] = []
+    with ThreadPoolTaskRunner(max_workers=workers) as runner:
+        futures = [runner.submit(chunk_task, {"job": job, "images": chunk, "number": number})
+                   for number, chunk in enumerate(chunked(images, workers), start=1)]
+        for future in futures:
+            rows += future.result()
+            log.info("%s: %d of %d images", job.kind, len(rows), len(images))
     return rows
 
 
@@ -77,19 +77,19 @@ def report_task(kind: str, config: DnnRunOptions, images: list[tuple[Path, str]]
     return summary
 
 
-def _run_batch(kind: str, config: DnnRunOptions, model: Path, model_sha: str, settings: dict) -> dict:
+def _run_batch(kind: str, config: DnnRunOptions, settings: dict, prototxt: Path | None = None,
+               points: Path | None = None) -> dict:
     log = get_run_logger()
     engine = check_backend(config.backend, config.target)
     images = resolve_inputs(config.input, config.limit)
-    read_net(model, config.backend, config.target)  # a bad model stops here, before any image
-    job = DnnJob(kind, model, model_sha, settings, config.backend, config.target, config.cache, config.out,
-                 config.on_bad_image)
+    job = DnnJob(kind, config.model, model_sha256(config.model, prototxt, points), settings, prototxt, points,
+                 config.backend, config.target, config.cache, config.out, config.on_bad_image)
+    load_net(job)  # a bad model stops here, before any image
     config.out.mkdir(parents=True, exist_ok=True)
     log.info("%s %d images with %s (%s); %d worker(s)", kind, len(images), config.model, engine, config.workers)
     start = time.perf_counter()
     with opencv_threads_per_worker(config.workers):
-        runner = ThreadPoolTaskRunner(max_workers=config.workers)
-        rows = images_flow.with_options(task_runner=runner)(job, images)
+        rows = run_chunks(job, images, config.workers)
     summary = report_task(kind, config, images, rows, time.perf_counter() - start, engine)
     log.info("%s: %d new, %d reused, %d skipped in %.1f s (%s images/s); contact sheet %s", kind, summary["done"],
              summary["reused"], summary["skipped"], summary["seconds"], summary["images_per_second"],
@@ -107,10 +107,9 @@ def _need_model(config: DnnRunOptions, example: str) -> Path:
 @flow(name="stylize", flow_run_name=lambda: f"stylize-{datetime.now():%Y%m%d-%H%M%S}")
 def stylize_flow(config: StylizeConfig) -> dict:
     """Style every input image with a fast neural style network; outputs under `config.out`."""
-    model = _need_model(config, "models/onnx-mosaic-9.onnx --mean 0,0,0 --swap-rb")
-    model, sha = prepare_model(model, None, None, config.cache)
+    _need_model(config, "models/candy.t7, or models/mosaic-9.onnx --mean 0,0,0 --swap-rb")
     settings = {"width": config.width, "mean": list(config.mean), "swap_rb": config.swap_rb}
-    return _run_batch("stylize", config, model, sha, settings)
+    return _run_batch("stylize", config, settings)
 
 
 @flow(name="colorize", flow_run_name=lambda: f"colorize-{datetime.now():%Y%m%d-%H%M%S}")
@@ -118,10 +117,9 @@ def colorize_flow(config: ColorizeConfig) -> dict:
     """Colorize every input image (its L kept, ab predicted); outputs under `config.out`."""
     from tasks.colorizer_training import sidecar_size
 
-    given = _need_model(config, "runs/colorizer/colorizer.onnx")
-    model, sha = prepare_model(given, config.prototxt, config.points, config.cache)
-    size = config.size or sidecar_size(given) or 224
-    return _run_batch("colorize", config, model, sha, {"size": size})
+    model = _need_model(config, "runs/colorizer/colorizer.onnx")
+    size = config.size or sidecar_size(model) or 224
+    return _run_batch("colorize", config, {"size": size}, config.prototxt, config.points)
 
 
 @flow(name="train-colorizer", flow_run_name=lambda: f"train-colorizer-{datetime.now():%Y%m%d-%H%M%S}")

@@ -2,8 +2,9 @@
 lightness L of the Lab image (minus 50) at a fixed size and predicts the two colour channels ab,
 which are resized to the photo and merged with its own full-resolution L.
 
-Any network with that contract works: the published Caffe model (its 313 cluster centres and the
-2.606 scale written into the converted graph, see tasks.caffe_onnx) or our own ONNX colorizer.
+Any network with that contract works: the published Caffe model (its 313 ab cluster centres and
+the 2.606 scale installed after loading, see `tasks.dnn_models.install_cluster_centres`) or our
+own ONNX colorizer.
 """
 
 from __future__ import annotations

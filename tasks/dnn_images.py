@@ -64,17 +64,29 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     return encoded.tobytes()
 
 
+LABEL_HEIGHT = 22  # the name strip above each row
+
+
+def label_strip(name: str, width: int) -> np.ndarray:
+    """(LABEL_HEIGHT, width, 3): the name in white on a dark strip; a long name keeps its end ('...' first)."""
+    strip = np.full((LABEL_HEIGHT, width, 3), 40, np.uint8)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
+    text = name
+    while len(text.removeprefix("...")) > 1 and cv2.getTextSize(text, font, scale, 1)[0][0] > width - 8:
+        text = "..." + text.removeprefix("...")[1:]
+    cv2.putText(strip, text, (4, 16), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return strip
+
+
 def contact_sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: Path, row_height: int = 160) -> Path:
-    """A PNG with one row per image: input | output, scaled to `row_height`, name in the corner."""
+    """A PNG with one row per image: its name on a strip, then input | output scaled to `row_height`."""
     rows = []
     for name, before, after in pairs:
         cells = [cv2.resize(img, (max(1, round(img.shape[1] * row_height / img.shape[0])), row_height),
                             interpolation=cv2.INTER_AREA) for img in (before, after)]
         gap = np.full((row_height, 6, 3), 255, np.uint8)
         row = np.hstack([cells[0], gap, cells[1]])  # (row_height, w_in + 6 + w_out, 3)
-        cv2.putText(row, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(row, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-        rows.append(row)
+        rows.append(np.vstack([label_strip(name, row.shape[1]), row]))  # (22 + row_height, w, 3)
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     atomic_write_bytes(path, encode_image(np.vstack(padded), ".png"))

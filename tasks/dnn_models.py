@@ -5,10 +5,8 @@ Lock file: `models.lock.json` in the models folder, `{file name: {"url": ..., "s
 The first fetch records each file's hash; later fetches and every load check the file against it
 and refuse a file that no longer matches (a changed download, a damaged or swapped file).
 
-OpenCV 5 (the pinned version) removed the Caffe and Torch importers: `readNet` reads ONNX,
-TensorFlow (.pb) and TFLite files. A Caffe model (.prototxt + .caffemodel) is converted to ONNX
-once (`tasks.caffe_onnx`) and that file goes through `readNet`; a Torch `.t7` file loads only
-with an OpenCV that still has the Torch importer (4.x), otherwise the error says what to use.
+`readNet` (OpenCV 4.x, pinned) picks the importer from the file's extension: Torch (.t7, .net),
+Caffe (.caffemodel + .prototxt), ONNX, TensorFlow (.pb), TFLite and Darknet.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from tasks.cache import atomic_write_json
 from tasks.errors import DataError
@@ -30,6 +29,7 @@ ONNX_ZOO = "https://github.com/onnx/models/raw/main/validated/vision/style_trans
 ZHANG = "https://raw.githubusercontent.com/richzhang/colorization/caffe/colorization"
 ZHANG_WEIGHTS = "http://eecs.berkeley.edu/~rich.zhang/projects/2016_colorization/files/demo_v2"
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.680)
+ANNEALED_MEAN_SCALE = 2.606  # the softmax temperature of Zhang et al.'s annealed mean (1 / 0.38)
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class PublishedModel:
 
 
 def _johnson(path: str) -> PublishedModel:
-    return PublishedModel("stylize", (f"{JOHNSON}/{path}",), note="Torch .t7: needs OpenCV 4.x (OpenCV 5 "
-                          "removed the Torch importer)")
+    return PublishedModel("stylize", (f"{JOHNSON}/{path}",), note="Johnson et al., Torch .t7, ImageNet BGR "
+                          "means (the defaults)")
 
 
 def _onnx_zoo(name: str) -> PublishedModel:
@@ -67,7 +67,8 @@ PUBLISHED: dict[str, PublishedModel] = {
                      f"{ZHANG_WEIGHTS}/colorization_release_v2.caffemodel",
                      f"{ZHANG}/resources/pts_in_hull.npy"),
         options="--model colorization_release_v2.caffemodel --prototxt colorization_deploy_v2.prototxt "
-                "--points pts_in_hull.npy", note="Zhang et al. 2016, Caffe (converted to ONNX on first use)"),
+                "--points pts_in_hull.npy",
+        note="Zhang et al. 2016, Caffe; the cluster centres are installed after loading"),
 }
 
 
@@ -148,24 +149,55 @@ def check_backend(backend: str, target: str) -> str:
     return f"OpenCV {cv2.__version__} dnn, backend {backend}, target {target}, {cv2.getNumThreads()} thread(s)"
 
 
-def read_net(model: Path, backend: str = "default", target: str = "cpu") -> cv2.dnn.Net:
-    """A network from an ONNX, TensorFlow or TFLite file (or Torch with OpenCV 4) via `cv2.dnn.readNet`."""
-    if model.suffix in (".prototxt", ".caffemodel"):
-        raise DataError("a Caffe model is converted to ONNX first (tasks.caffe_onnx); pass it as --model "
-                        "WEIGHTS.caffemodel --prototxt DEPLOY.prototxt", model)
-    if model.suffix == ".t7" and cv2.__version__.startswith("5"):
-        raise DataError(f"OpenCV {cv2.__version__} has no Torch importer (removed in OpenCV 5); use an ONNX "
-                        "style model (`python -m flows models list`: onnx-mosaic, ...) or OpenCV 4.x", model)
-    verify_against_lock(model)
-    classic = backend != "default" or target != "cpu"  # OpenCV 5's new engine runs on the CPU only
+def read_net(model: Path, backend: str = "default", target: str = "cpu", config: Path | None = None
+             ) -> cv2.dnn.Net:
+    """A network from any file `cv2.dnn.readNet` reads; `config` is a Caffe model's .prototxt."""
+    if model.suffix == ".prototxt" or (model.suffix == ".caffemodel" and config is None):
+        raise DataError("a Caffe model is two files: pass the weights as --model WEIGHTS.caffemodel and the "
+                        "network definition as --prototxt DEPLOY.prototxt", model)
+    for path in (model, config):
+        if path is not None:
+            verify_against_lock(path)
     try:
-        if classic:
-            net = cv2.dnn.readNet(str(model), "", "", cv2.dnn.ENGINE_CLASSIC)
-        else:
-            net = cv2.dnn.readNet(str(model))
+        net = cv2.dnn.readNet(str(model), str(config) if config else "")
     except cv2.error as error:
-        raise DataError(f"cv2.dnn cannot read this network: {str(error).strip().splitlines()[-1]}", model) from None
-    if classic:
-        net.setPreferableBackend(BACKENDS[backend])
-        net.setPreferableTarget(TARGETS[target])
+        reason = str(error).strip().splitlines()[-1].split(" error: ")[-1]
+        raise DataError(f"cv2.dnn cannot read this network ({reason}); check that the file is complete (fetch it "
+                        "again) and is one readNet reads: Torch .t7, Caffe .caffemodel with --prototxt, ONNX, "
+                        "TensorFlow .pb, TFLite", model) from None
+    net.setPreferableBackend(BACKENDS[backend])
+    net.setPreferableTarget(TARGETS[target])
     return net
+
+
+def load_cluster_centres(points: Path) -> np.ndarray:
+    """The (Q, 2) ab cluster centres (313 for Zhang et al.) from a .npy file, no pickle."""
+    try:
+        centres = np.load(points, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read the cluster centres ({error}); pass pts_in_hull.npy", points) from None
+    if centres.ndim != 2 or 2 not in centres.shape:
+        raise DataError(f"cluster centres must have shape (Q, 2), got {centres.shape}; pass pts_in_hull.npy",
+                        points)
+    return (centres if centres.shape[1] == 2 else centres.T).astype(np.float32)
+
+
+def install_cluster_centres(net: cv2.dnn.Net, points: Path | None, source: Path) -> None:
+    """As the tutorial: centres as the 1x1 conv weights of `class8_ab`, 2.606 in `conv8_313_rh`.
+
+    Without `points`, a net whose `class8_ab` has no weights is refused (it cannot run).
+    """
+    names = set(net.getLayerNames())
+    if points is None:
+        if "class8_ab" in names and not net.getLayer(net.getLayerId("class8_ab")).blobs:
+            raise DataError("this colorization model's class8_ab layer has no weights: pass its cluster centres "
+                            "with --points pts_in_hull.npy", source)
+        return
+    missing = {"class8_ab", "conv8_313_rh"} - names
+    if missing:
+        raise DataError(f"--points installs cluster centres into layers class8_ab and conv8_313_rh; this model "
+                        f"has no {', '.join(sorted(missing))} (leave --points out for other networks)", source)
+    centres = load_cluster_centres(points)  # (Q, 2)
+    clusters = centres.shape[0]
+    net.getLayer(net.getLayerId("class8_ab")).blobs = [centres.T.reshape(2, clusters, 1, 1).copy()]
+    net.getLayer(net.getLayerId("conv8_313_rh")).blobs = [np.full([1, clusters], ANNEALED_MEAN_SCALE, np.float32)]

@@ -1,42 +1,49 @@
-"""Per-image units of work for the DNN flows, each cached by content.
+"""Units of work for the DNN flows: chunks of images, each image cached by content.
 
 Cache entry `CACHE/<stylize|colorize>/KEY/` holds the output image and its timing, where KEY hashes
 the image's bytes, the model files' sha256, the settings and the code version: a re-run skips
 images already done with the same model and settings, and copies their output into place.
-A cv2.dnn Net is not safe to share between threads, so each worker thread loads its own.
+One Prefect task runs a chunk of images (a task per image costs more than a small network);
+each image is still cached and, if bad, skipped on its own. A cv2.dnn Net is not safe to share
+between threads, so each worker thread loads its own.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks import colorize, dnn_images, stylize
 from tasks.cache import Cache, atomic_write_bytes
-from tasks.caffe_onnx import caffe_to_onnx
 from tasks.dnn_images import decode_image, encode_image
-from tasks.dnn_models import read_net, verify_against_lock
+from tasks.dnn_models import install_cluster_centres, read_net, verify_against_lock
 from tasks.errors import DataError
 from tasks.hashing import bytes_sha256, code_version, digest
 
 _thread_nets = threading.local()
+MAX_CHUNK = 50  # images per task at most: progress is logged per chunk
 
 
 @dataclass(frozen=True)
 class DnnJob:
-    """What every image of one run shares: the network file, its settings, where results go."""
+    """What every image of one run shares: the network files, its settings, where results go."""
 
     kind: str  # "stylize" | "colorize"
-    model: Path  # the file cv2.dnn.readNet reads (ONNX after a Caffe conversion)
-    model_sha256: str  # of all the model's source files together
+    model: Path  # the file cv2.dnn.readNet reads (Caffe: the .caffemodel weights)
+    model_sha256: str  # of all the model's files together
     settings: dict = field(hash=False)  # stylize: width, mean, swap_rb; colorize: size
+    prototxt: Path | None = None  # a Caffe model's network definition
+    points: Path | None = None  # colorization cluster centres, installed after loading
     backend: str = "default"
     target: str = "cpu"
     cache_dir: Path = Path(".cache")
@@ -44,44 +51,40 @@ class DnnJob:
     on_bad_image: str = "skip"
 
     def image_key(self, image_sha256: str) -> str:
-        module = stylize if self.kind == "stylize" else colorize
-        return digest(self.kind, image_sha256, self.model_sha256, self.settings,
-                      code_version(module, dnn_images))
+        return digest(self.kind, image_sha256, self.model_sha256, self.settings, _code_version(self.kind))
 
 
-def prepare_model(model: Path, prototxt: Path | None, points: Path | None, cache_dir: Path) -> tuple[Path, str]:
-    """(file for readNet, sha256 of the model's files): a Caffe model is converted to ONNX once, cached."""
-    sources = [p for p in (model, prototxt, points) if p is not None]
-    hashes = [verify_against_lock(p) for p in sources]
-    model_sha = digest(hashes)
-    if prototxt is None and model.suffix not in (".prototxt", ".caffemodel"):
-        if points is not None:
-            raise DataError("--points installs cluster centres into a Caffe colorization model; this model is not "
-                            "Caffe (give --prototxt too, or leave --points out)", points)
-        return model, model_sha
-    if prototxt is None:
+@functools.cache
+def _code_version(kind: str) -> str:
+    return code_version(stylize if kind == "stylize" else colorize, dnn_images)
+
+
+def model_sha256(model: Path, prototxt: Path | None, points: Path | None) -> str:
+    """sha256 of the model's files together, each checked against its lock; a DataError for a bad mix."""
+    if prototxt is None and model.suffix == ".caffemodel":
         raise DataError("a Caffe model needs its network definition: pass --prototxt DEPLOY.prototxt", model)
-    weights = None if model.suffix == ".prototxt" else model
-    from tasks import caffe_onnx
-
-    cache = Cache(cache_dir)
-    key = digest("caffe-onnx", model_sha, code_version(caffe_onnx))
-    entry = cache.lookup("caffe-onnx", key)
-    if entry is None:
-        with cache.write("caffe-onnx", key) as tmp:
-            caffe_to_onnx(prototxt, weights, points, tmp / "model.onnx")
-        entry = cache.entry_path("caffe-onnx", key)
-    return entry / "model.onnx", model_sha
+    if points is not None and prototxt is None:
+        raise DataError("--points installs cluster centres into a Caffe colorization model; this model is not "
+                        "Caffe (give --prototxt too, or leave --points out)", points)
+    return digest([verify_against_lock(p) for p in (model, prototxt, points) if p is not None])
 
 
-def thread_net(job: DnnJob):
+def load_net(job: DnnJob) -> cv2.dnn.Net:
+    """The job's network, with the colorization cluster centres installed if it has them."""
+    net = read_net(job.model, job.backend, job.target, job.prototxt)
+    if job.kind == "colorize":
+        install_cluster_centres(net, job.points, job.model)
+    return net
+
+
+def thread_net(job: DnnJob) -> cv2.dnn.Net:
     """This thread's own Net for the job's model (loaded on first use)."""
     nets = getattr(_thread_nets, "nets", None)
     if nets is None:
         nets = _thread_nets.nets = {}
-    key = (str(job.model), job.model_sha256, job.backend, job.target)
+    key = (job.kind, str(job.model), str(job.prototxt), str(job.points), job.model_sha256, job.backend, job.target)
     if key not in nets:
-        nets[key] = read_net(job.model, job.backend, job.target)
+        nets[key] = load_net(job)
     return nets[key]
 
 
@@ -129,13 +132,20 @@ def _bad_image(job: DnnJob, row: dict, error: DataError) -> dict:
     return {**row, "status": "skipped", "reason": str(error)}
 
 
-@task(name="dnn-image", cache_policy=NO_CACHE, task_run_name="{job.kind}-{name}")
-def image_task(job: DnnJob, path: Path, name: str) -> dict:
-    """One image through the network (or from the cache); a skipped bad image is logged."""
-    row = process_image(job, path, name)
-    if row["status"] == "skipped":
-        get_run_logger().warning("Skipped %s", row["reason"])
-    return row
+def chunked(images: list, workers: int, max_chunk: int = MAX_CHUNK) -> list[list]:
+    """Consecutive chunks, two per worker (so a slow chunk is not the last one alone), at most max_chunk long."""
+    size = max(1, min(max_chunk, math.ceil(len(images) / (2 * workers))))
+    return [images[i:i + size] for i in range(0, len(images), size)]
+
+
+@task(name="dnn-images", cache_policy=NO_CACHE, task_run_name="{job.kind}-chunk-{number}")
+def chunk_task(job: DnnJob, images: list[tuple[Path, str]], number: int) -> list[dict]:
+    """A chunk of images one after another on this worker thread; skipped bad images are logged."""
+    rows = [process_image(job, path, name) for path, name in images]
+    for row in rows:
+        if row["status"] == "skipped":
+            get_run_logger().warning("Skipped %s", row["reason"])
+    return rows
 
 
 @task(name="train-colorizer", cache_policy=NO_CACHE)

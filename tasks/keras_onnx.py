@@ -4,9 +4,10 @@ from the layers' weights (tf2onnx is not available for this stack).
 Handles the layers our colorizer uses: ZeroPadding2D, Conv2D ('valid', or 'same' with stride 1;
 dilation; ReLU or linear), UpSampling2D (nearest) and Rescaling. Keras works in NHWC, the ONNX
 graph in NCHW: kernels (kh, kw, in, out) become (out, in, kh, kw). Padding is always written out
-as explicit pads: OpenCV 5's `auto_pad` SAME_UPPER differs from TensorFlow's 'same' with strides or
-dilation, and TensorFlow's strided 'same' pads depend on the input size's parity, so a strided
-convolution takes a ZeroPadding2D before it instead (symmetric, the same for every size).
+as explicit pads: OpenCV's handling of `auto_pad` SAME_UPPER has differed from TensorFlow's 'same'
+with strides or dilation (seen in OpenCV 5.0), and TensorFlow's strided 'same' pads depend on the
+input size's parity, so a strided convolution takes a ZeroPadding2D before it instead (symmetric,
+the same for every size).
 """
 
 from __future__ import annotations

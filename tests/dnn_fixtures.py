@@ -1,5 +1,5 @@
 """Small networks and images for the DNN tests: a tiny Caffe colorization net (with layers named
-class8_ab and conv8_313_rh), photos with known pixels, a corrupt image."""
+class8_ab and conv8_313_rh), a tiny Torch7 style net, photos with known pixels, a corrupt image."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tasks.dnn_models import IMAGENET_BGR_MEAN
+from tasks.toy_networks import SEPIA_BGR
 from tests.caffe_writer import write_caffemodel
+from tests.torch_writer import Module, spatial_convolution, write_t7
 
 CLUSTERS = 313
 COLORIZATION_PROTOTXT = """name: "TinyLtoAB"
@@ -51,6 +54,21 @@ def expected_ab(params: dict, lightness: np.ndarray) -> np.ndarray:
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     return np.einsum("qc,bqhw->bchw", params["centres"], p)
+
+
+def sepia_shift_t7(path: Path) -> Path:
+    """nn.Sequential: a 1x1 sepia convolution (as tasks.toy_networks.sepia_net), then a 3x3 one with
+    zero padding 1 that moves every pixel one column left: out(y, x) = sepia(in(y, x + 1)), and the
+    last column, padding only, comes out as the means the flow adds back."""
+    mean = np.asarray(IMAGENET_BGR_MEAN, np.float32)
+    shift = np.zeros((3, 3, 3, 3), np.float32)  # (out, in, kH, kW)
+    for channel in range(3):
+        shift[channel, channel, 1, 2] = 1.0  # the right-hand neighbour
+    network = Module("nn.Sequential", {"modules": [
+        spatial_convolution(SEPIA_BGR.reshape(3, 3, 1, 1), SEPIA_BGR @ mean - mean),
+        spatial_convolution(shift, np.zeros(3, np.float32), pad=1)], "train": False})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_t7(path, network)
 
 
 def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (24, 32)) -> list[Path]:

@@ -1,5 +1,6 @@
 """The DNN image flows' parts through the real cv2.dnn: pre/post-processing arithmetic against
-hand-computed pixels, small ONNX and Caffe networks we build, the per-image cache and bad images."""
+hand-computed pixels, small ONNX, Torch and Caffe networks we build, the per-image cache, chunks
+and bad images."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks.caffe_onnx import caffe_to_onnx, parse_prototxt
 from tasks.colorize import colorize, lightness_blob, merge_ab, to_lab
 from tasks.dnn_images import resolve_inputs
-from tasks.dnn_models import IMAGENET_BGR_MEAN, read_net
-from tasks.dnn_tasks import DnnJob, prepare_model, process_image
+from tasks.dnn_models import IMAGENET_BGR_MEAN, install_cluster_centres, read_net
+from tasks.dnn_tasks import DnnJob, chunked, load_net, model_sha256, process_image
 from tasks.errors import DataError
 from tasks.stylize import resize_to_width, style_blob, style_output, stylize
 from tasks.toy_networks import SEPIA_BGR, sepia_net
-from tests.dnn_fixtures import expected_ab, tiny_colorization_model, write_corrupt, write_images
+from tests.dnn_fixtures import expected_ab, sepia_shift_t7, tiny_colorization_model, write_corrupt, write_images
 
 
 def test_style_blob_subtracts_and_output_adds_the_imagenet_means():
@@ -43,6 +43,22 @@ def test_sepia_network_through_cv2_dnn_gives_the_hand_computed_pixels(tmp_path: 
     np.testing.assert_array_equal(styled[0, 0], [20, 26, 29])
     np.testing.assert_allclose(styled.reshape(-1, 3), expected, atol=1)  # float32 in the net: off by one at most
     assert styled[1, 1].tolist() == [239, 255, 255]  # white saturates in G and R
+
+
+def test_torch_t7_style_network_through_cv2_dnn_gives_the_hand_computed_pixels(tmp_path: Path):
+    net = read_net(sepia_shift_t7(tmp_path / "sepia_shift.t7"))  # the Torch importer, as for Johnson et al.
+    assert len(net.getLayerNames()) == 2  # two nn.SpatialConvolution modules in an nn.Sequential
+    image = np.array([[[90, 90, 90], [10, 20, 30], [0, 0, 0]],
+                      [[5, 5, 5], [255, 255, 255], [9, 9, 9]]], np.uint8)  # (2, 3, 3) BGR
+    styled = stylize(net, image, width=3)
+    assert styled.shape == (2, 3, 3)
+    # out(y, x) = sepia(in(y, x + 1)): (10, 20, 30) -> B .131*10 + .534*20 + .272*30 = 20.15 -> 20,
+    # G .168*10 + .686*20 + .349*30 = 25.87 -> 26, R .189*10 + .769*20 + .393*30 = 29.06 -> 29
+    np.testing.assert_array_equal(styled[0, 0], [20, 26, 29])
+    np.testing.assert_array_equal(styled[0, 1], [0, 0, 0])
+    np.testing.assert_array_equal(styled[1, 0], [239, 255, 255])  # white: G and R saturate
+    # last column: only the zero padding reaches it, so the output is the ImageNet means, rounded
+    np.testing.assert_array_equal(styled[:, 2], [[104, 117, 124], [104, 117, 124]])
 
 
 def test_stylize_keeps_the_aspect_ratio_at_the_chosen_width(tmp_path: Path):
@@ -74,18 +90,13 @@ def test_merge_keeps_the_photo_lightness_and_applies_ab():
     np.testing.assert_array_equal(merge_ab(lab, np.zeros((1, 2, 2, 2), np.float32))[0, 0], [127, 127, 127])
 
 
-def test_prototxt_parser_reads_nested_messages_and_python_booleans():
-    net = parse_prototxt('name: "x"\nlayer { name: "a" type: "Scale" # note\n scale_param { bias_term: False '
-                         "filler { type: 'constant' value: 2.606 } } }")
-    layer = net["layer"][0]
-    assert layer["scale_param"][0]["bias_term"] == [False]
-    assert layer["scale_param"][0]["filler"][0] == {"type": ["constant"], "value": [2.606]}
-
-
-def test_caffe_colorization_net_with_cluster_centres_matches_the_hand_computation(tmp_path: Path):
+def test_caffe_colorization_net_with_installed_cluster_centres_matches_the_hand_computation(tmp_path: Path):
     model = tiny_colorization_model(tmp_path / "caffe")
-    onnx_path = caffe_to_onnx(model["prototxt"], model["caffemodel"], model["points"], tmp_path / "tiny.onnx")
-    net = read_net(onnx_path)
+    net = read_net(model["caffemodel"], config=model["prototxt"])  # the Caffe importer
+    install_cluster_centres(net, model["points"], model["caffemodel"])
+    assert net.getLayer(net.getLayerId("class8_ab")).blobs[0].shape == (2, 313, 1, 1)
+    np.testing.assert_array_equal(net.getLayer(net.getLayerId("conv8_313_rh")).blobs[0], np.full((1, 313), 2.606,
+                                                                                                  np.float32))
     lightness = np.random.default_rng(3).uniform(-50, 50, (1, 1, 16, 16)).astype(np.float32)
     net.setInput(lightness)
     ab = net.forward()
@@ -96,27 +107,41 @@ def test_caffe_colorization_net_with_cluster_centres_matches_the_hand_computatio
     photo = np.random.default_rng(4).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     colorized = colorize(net, photo, size=16)
     assert colorized.shape == photo.shape and colorized.dtype == np.uint8
-    lightness_error = np.abs(to_lab(colorized)[:, :, 0] - to_lab(photo)[:, :, 0])
+    lab = to_lab(photo)
+    np.testing.assert_array_equal(colorized, merge_ab(lab, expected_ab(model, lightness_blob(lab, 16))))
+    lightness_error = np.abs(to_lab(colorized)[:, :, 0] - lab[:, :, 0])
     assert np.median(lightness_error) < 3  # the photo's own L is kept (up to gamut clipping)
 
 
-def test_caffe_model_without_weights_for_a_layer_is_refused(tmp_path: Path):
+def test_cluster_centres_are_required_where_needed_and_refused_elsewhere(tmp_path: Path):
     model = tiny_colorization_model(tmp_path / "caffe")
-    with pytest.raises(DataError, match="'class8_ab' .* has no weights"):
-        caffe_to_onnx(model["prototxt"], model["caffemodel"], None, tmp_path / "x.onnx")
-    assert not (tmp_path / "x.onnx").exists()
+    net = read_net(model["caffemodel"], config=model["prototxt"])
+    with pytest.raises(DataError, match="class8_ab layer has no weights: pass its cluster centres with --points"):
+        install_cluster_centres(net, None, model["caffemodel"])
+    sepia = read_net(sepia_net(tmp_path / "sepia.onnx"))
+    with pytest.raises(DataError, match="this model has no class8_ab, conv8_313_rh"):
+        install_cluster_centres(sepia, model["points"], tmp_path / "sepia.onnx")
+    np.save(tmp_path / "bad.npy", np.zeros((313, 3), np.float32))
+    with pytest.raises(DataError, match=r"bad.npy: cluster centres must have shape \(Q, 2\), got \(313, 3\)"):
+        install_cluster_centres(net, tmp_path / "bad.npy", model["caffemodel"])
 
 
-def test_a_torch_model_on_opencv_5_and_a_missing_model_get_clear_errors(tmp_path: Path):
+def test_unreadable_missing_or_half_given_models_get_clear_errors(tmp_path: Path):
     (tmp_path / "candy.t7").write_bytes(b"not really torch")
-    if cv2.__version__.startswith("5"):
-        with pytest.raises(DataError, match="no Torch importer"):
-            read_net(tmp_path / "candy.t7")
+    with pytest.raises(DataError, match="candy.t7: cv2.dnn cannot read this network"):
+        read_net(tmp_path / "candy.t7")
     with pytest.raises(DataError, match="does not exist"):
         read_net(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(DataError, match="cannot read this network"):
         read_net(tmp_path / "junk.onnx")
+    model = tiny_colorization_model(tmp_path / "caffe")
+    with pytest.raises(DataError, match="pass the weights as --model WEIGHTS.caffemodel and the network definition"):
+        read_net(model["caffemodel"])
+    with pytest.raises(DataError, match="pass --prototxt DEPLOY.prototxt"):
+        model_sha256(model["caffemodel"], None, model["points"])
+    with pytest.raises(DataError, match="--points installs cluster centres .* this model is not Caffe"):
+        model_sha256(sepia_net(tmp_path / "sepia.onnx"), None, model["points"])
 
 
 def test_inputs_from_a_file_a_folder_or_a_glob(tmp_path: Path):
@@ -133,8 +158,8 @@ def test_inputs_from_a_file_a_folder_or_a_glob(tmp_path: Path):
 
 
 def _job(tmp_path: Path, model: Path, on_bad_image: str = "skip", width: int = 16) -> DnnJob:
-    path, sha = prepare_model(model, None, None, tmp_path / "cache")
-    return DnnJob("stylize", path, sha, {"width": width, "mean": list(IMAGENET_BGR_MEAN), "swap_rb": False},
+    return DnnJob("stylize", model, model_sha256(model, None, None),
+                  {"width": width, "mean": list(IMAGENET_BGR_MEAN), "swap_rb": False},
                   cache_dir=tmp_path / "cache", out=tmp_path / "out", on_bad_image=on_bad_image)
 
 
@@ -161,10 +186,22 @@ def test_a_corrupt_image_is_skipped_or_stops_the_run(tmp_path: Path):
         process_image(_job(tmp_path, model, on_bad_image="fail"), bad, bad.name)
 
 
-def test_a_caffe_model_is_converted_once_and_needs_its_prototxt(tmp_path: Path):
+def test_a_caffe_colorize_job_loads_the_net_with_its_centres_and_keys_on_all_three_files(tmp_path: Path):
     model = tiny_colorization_model(tmp_path / "caffe")
-    first, sha = prepare_model(model["caffemodel"], model["prototxt"], model["points"], tmp_path / "cache")
-    again, sha_again = prepare_model(model["caffemodel"], model["prototxt"], model["points"], tmp_path / "cache")
-    assert first == again and sha == sha_again and first.suffix == ".onnx"
-    with pytest.raises(DataError, match="pass --prototxt"):
-        prepare_model(model["caffemodel"], None, model["points"], tmp_path / "cache")
+    sha = model_sha256(model["caffemodel"], model["prototxt"], model["points"])
+    job = DnnJob("colorize", model["caffemodel"], sha, {"size": 16}, model["prototxt"], model["points"],
+                 cache_dir=tmp_path / "cache", out=tmp_path / "out")
+    assert load_net(job).getLayer(load_net(job).getLayerId("class8_ab")).blobs[0].shape == (2, 313, 1, 1)
+    image = write_images(tmp_path / "photos", 1)[0]
+    row = process_image(job, image, image.name)
+    assert row["status"] == "done" and (row["width"], row["height"]) == (32, 24)
+    np.save(model["points"], np.load(model["points"]) + 1)  # other centres: another model, not a cache hit
+    assert model_sha256(model["caffemodel"], model["prototxt"], model["points"]) != sha
+
+
+def test_chunks_keep_the_order_two_per_worker_and_a_bounded_size():
+    images = list(range(10))
+    assert chunked(images, 1) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert chunked(images, 2) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert [len(c) for c in chunked(list(range(250)), 1, max_chunk=50)] == [50] * 5
+    assert chunked([0], 4) == [[0]]
