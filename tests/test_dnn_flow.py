@@ -63,3 +63,25 @@ def test_colorize_with_a_caffe_model_and_clear_errors(run_cli, tmp_path: Path):
                    "--points", model["points"], "--backend", "cuda", "--target", "cuda", "--out", out,
                    "--cache", tmp_path / "cache", check=False)
     assert cuda.returncode == 2 and "built without CUDA" in cuda.stderr
+
+
+def test_train_colorizer_reports_against_gray_and_colorize_accepts_its_export(run_cli, prefect_api, tmp_path: Path):
+    photos = tmp_path / "photos"
+    write_images(photos, 8, size=(32, 40))
+    out, cache = tmp_path / "colorizer", tmp_path / "cache"
+    trained = run_cli("train-colorizer", "--data", photos, "--out", out, "--cache", cache, "--size", 16,
+                      "--epochs", 2, "--batch-size", 4, "--test-fraction", 0.25)
+    quality = json.loads((out / "quality.json").read_text())
+    assert quality["photos"] == 2 and {"psnr", "psnr_gray", "lab_error", "lab_error_gray"} <= set(quality)
+    assert "gray (ab = 0)" in (out / "quality.md").read_text()
+    assert cv2.imread(str(out / "contact_sheet.png")) is not None
+    assert "our colorizer" in read_artifact(prefect_api, "colorizer-quality").data
+    assert "Colorizer on 2 held-out photos" in trained.stdout + trained.stderr
+
+    colorized = run_cli("colorize", "--input", photos, "--model", out / "colorizer.onnx", "--out", tmp_path / "c",
+                        "--cache", cache)
+    assert "8 new, 0 reused, 0 skipped" in colorized.stdout
+    assert cv2.imread(str(tmp_path / "c" / "img0.png")).shape == (32, 40, 3)
+    again = run_cli("train-colorizer", "--data", photos, "--out", out, "--cache", cache, "--size", 16,
+                    "--epochs", 2, "--batch-size", 4, "--test-fraction", 0.25)
+    assert "Colorizer reused from the cache" in again.stdout + again.stderr
