@@ -20,7 +20,7 @@ import numpy as np
 
 from tasks.cache import atomic_write_json
 from tasks.errors import DataError
-from tasks.fetch import _download
+from tasks.fetch import download_file
 from tasks.hashing import file_sha256
 
 LOCK_NAME = "models.lock.json"
@@ -117,7 +117,7 @@ def fetch_model(name: str, folder: Path, base_url: str | None = None, timeout: f
         else:
             tmp = folder / f".{file_name}.part"
             try:
-                _download(url, tmp, timeout)
+                download_file(url, tmp, timeout)
                 sha = file_sha256(tmp)
                 locked = lock.get(file_name)
                 if locked and locked["sha256"] != sha:

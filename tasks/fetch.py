@@ -31,7 +31,7 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://", "file://"))
 
 
-def _download(url: str, target: Path, timeout: float) -> None:
+def download_file(url: str, target: Path, timeout: float) -> None:
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as error:
@@ -100,7 +100,7 @@ def resolve_data_source(source: str, cache: Cache, timeout: float = 60.0) -> Pat
         with cache.write(STAGE, key) as tmp:
             archive = tmp / "download.zip"
             try:
-                _download(source, archive, timeout)
+                download_file(source, archive, timeout)
                 _unpack(archive, source, tmp / "data")
             finally:
                 archive.unlink(missing_ok=True)
