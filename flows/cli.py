@@ -54,7 +54,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
             kwargs["action"] = argparse.BooleanOptionalAction
         elif annotation in (int, float, str, Path):
             kwargs["type"] = annotation
-            kwargs["metavar"] = {Path: "DIR", str: "TEXT", int: "N", float: "X"}[annotation]
+            kwargs["metavar"] = {Path: "PATH", str: "TEXT", int: "N", float: "X"}[annotation]
         description = field.description or ""
         kwargs["help"] = description if "(default:" in description else f"{description} (default: {shown})"
         parser.add_argument(_option(name), **kwargs)

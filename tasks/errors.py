@@ -9,8 +9,9 @@ class DataError(Exception):
     """Input that the pipeline cannot use. `str()` gives `file:line: problem`."""
 
     def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        """`path`: a file, or a URL (kept as text: a Path would fold its `//`)."""
         self.message = message
-        self.path = Path(path) if path is not None else None
+        self.path = path if isinstance(path, str) and "://" in path else Path(path) if path is not None else None
         self.line = line
         super().__init__(str(self))
 

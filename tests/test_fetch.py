@@ -41,3 +41,8 @@ def test_only_transient_download_problems_are_retried():
     assert _retry_only_transient(None, None, Failed(data=TransientDownloadError("reset", "http://x")))
     assert _retry_only_transient(None, None, Failed(data=ConnectionResetError()))
     assert not _retry_only_transient(None, None, Failed(data=DataError("404", "http://x")))
+
+
+def test_an_error_about_a_url_shows_the_url_as_given():
+    assert str(DataError("cannot download", "http://example.org/a/houses.zip")) == \
+        "http://example.org/a/houses.zip: cannot download"
