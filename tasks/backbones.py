@@ -45,7 +45,7 @@ APPLICATIONS = {
     "xception": Application("Xception", "tf", 299, 71,
                             "xception_weights_tf_dim_ordering_tf_kernels_notop.h5", "xception"),
 }
-SMALL_DEFAULT_SIZE = 64
+SMALL_DEFAULT_SIZE = 96
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 
 

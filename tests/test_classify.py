@@ -181,7 +181,7 @@ def test_trained_classifier_saves_and_loads_with_safe_mode(kind, shapes, tmp_pat
             np.testing.assert_allclose(before[head], after[head], rtol=1e-5)
 
 
-@pytest.mark.parametrize("trainer", ["stream", "batch", "distributed"])
+@pytest.mark.parametrize("trainer", ["fit", "stream", "batch", "distributed"])
 def test_classifier_trains_under_other_trainers(trainer, shapes, tmp_path):
     images = build_labelled_images(Cache(tmp_path / "cache"), shapes, ["color", "category"], 32, 0.25, 1)
     encoding = LabelEncoding.fit(images.table(images.label_columns), images.label_columns, "multioutput")
