@@ -56,8 +56,7 @@ def main() -> None:
     photos = make_photos(args.images, work / "photos")
     model = conv_net(work / "conv16.onnx")
     print(f"{len(photos)} photos at width 600, network {model.name} (3x3 convs 3 -> 16 -> 16 -> 3), "
-          f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}; load average {os.getloadavg()[0]:.2f} "
-          "(other processes share the cores)")
+          f"{os.cpu_count()} CPU cores, OpenCV {cv2.__version__}; load average {os.getloadavg()[0]:.2f}")
 
     def plain_loop() -> float:
         net = read_net(model)
