@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow
-from prefect.runtime import flow_run
 
-from flows.config import ClassifyConfig
+from flows.config import ClassifyConfig, run_parameter
 from tasks.classify_options import ClassifierOptions
 from tasks.classify_tasks import (
     evaluate_classifier_task,
@@ -19,9 +18,7 @@ from tasks.preprocess_tasks import resolve_data_task
 
 
 def _run_name() -> str:
-    config = flow_run.parameters.get("config")
-    get = (lambda k: getattr(config, k)) if hasattr(config, "kind") else (lambda k: (config or {}).get(k, "?"))
-    return f"classify-{get('kind')}-{get('backbone')}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"classify-{run_parameter('kind')}-{run_parameter('backbone')}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 @flow(name="classify", flow_run_name=_run_name)

@@ -219,3 +219,13 @@ class TrainColorizerConfig(BaseModel):
         if self.size % 8:
             raise ValueError(f"size must be a multiple of 8 (three stride-2 steps), got {self.size}")
         return self
+
+
+def run_parameter(name: str, default: object = "?") -> object:
+    """A field of the running flow's `config` parameter (a model, or a dict when started from the API)."""
+    from prefect.runtime import flow_run
+
+    config = flow_run.parameters.get("config")
+    if isinstance(config, BaseModel):
+        return getattr(config, name, default)
+    return (config or {}).get(name, default)

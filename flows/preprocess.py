@@ -6,9 +6,8 @@ import time
 from datetime import datetime
 
 from prefect import flow
-from prefect.runtime import flow_run
 
-from flows.config import PreprocessConfig
+from flows.config import PreprocessConfig, run_parameter
 from tasks.dataset import Dataset, summarize
 from tasks.preprocess_tasks import (
     dataset_task,
@@ -21,8 +20,7 @@ from tasks.preprocess_tasks import (
 
 
 def _run_name() -> str:
-    config = flow_run.parameters.get("config")
-    data = getattr(config, "data", None) or (config or {}).get("data", "data")
+    data = run_parameter("data", "data")
     return f"preprocess-{str(data).rstrip('/').rsplit('/', 1)[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
 
 

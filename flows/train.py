@@ -6,18 +6,15 @@ import json
 from datetime import datetime
 
 from prefect import flow
-from prefect.runtime import flow_run
 
-from flows.config import TrainConfig
+from flows.config import TrainConfig, run_parameter
 from flows.preprocess import preprocess_flow
 from tasks.train_tasks import cross_validate_task, evaluate_task, train_task
 
 
 def _run_name() -> str:
-    config = flow_run.parameters.get("config")
-    get = (lambda k: getattr(config, k)) if hasattr(config, "strategy") else (lambda k: (config or {}).get(k, "?"))
-    data = str(get("data")).rstrip("/").rsplit("/", 1)[-1]
-    return f"train-{get('strategy')}-{get('trainer')}-{data}-{datetime.now():%Y%m%d-%H%M%S}"
+    data = str(run_parameter("data")).rstrip("/").rsplit("/", 1)[-1]
+    return f"train-{run_parameter('strategy')}-{run_parameter('trainer')}-{data}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 @flow(name="train", flow_run_name=_run_name)

@@ -103,6 +103,21 @@ class Cache:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def replacing_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty sibling folder to fill; on success it replaces `target` as a whole."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old file or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.label_encoding import Kind
-from tasks.training_options import EARLY_STOPPING_VALIDATION, Augmentation, Backbone, Trainer
+from tasks.training_options import (
+    EARLY_STOPPING_VALIDATION,
+    Augmentation,
+    Backbone,
+    Trainer,
+    check_early_stopping,
+)
 
 
 # Defaults chosen on the validation houses (10 % of the train houses, never the test split) of the
@@ -64,8 +70,7 @@ class ClassifierOptions(BaseModel):
 
     @model_validator(mode="after")
     def _early_stopping_watches_validation(self) -> ClassifierOptions:
-        if self.early_stopping is not None and self.validation_fraction == 0:
-            raise ValueError("early stopping watches the validation images: give a validation_fraction above 0")
+        check_early_stopping(self.early_stopping, self.validation_fraction, "images")
         return self
 
     def size(self) -> int:

@@ -17,13 +17,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks import backbones, classifier_models, classify_train, label_data, train
-from tasks.cache import Cache, atomic_write_json
+from tasks.cache import Cache, atomic_write_json, replacing_folder
 from tasks.classify_options import ClassifierOptions
 from tasks.hashing import code_version, digest
 from tasks.house_labels import write_house_labels
 from tasks.label_data import LabelledImages
 from tasks.label_encoding import LabelEncoding
-from tasks.train_tasks import progress_reporter
+from tasks.train_tasks import progress_reporter, reuse_or_train
 
 
 @task(name="house-labels", cache_policy=NO_CACHE)
@@ -63,31 +63,21 @@ def train_classifier_task(cache_dir: Path, images: LabelledImages, options: Clas
     encoding = LabelEncoding.fit(images.table(images.label_columns), images.label_columns, options.kind,
                                  options.threshold)
     folder = cache_dir / "classify" / classifier_key(images, options)
-    done = folder / "done.json"
-    if done.is_file() and (folder / "model.keras").is_file():
-        log.info("Reusing the trained classifier %s (same images, options and code)", folder.name[:12])
-        return folder, json.loads(done.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "labels.json", {**encoding.to_json(), "image_size": images.size,
-                                               "options": options.model_dump(mode="json")})
-    result = classify_train.train_classifier(images, encoding, options, folder, log,
-                                             progress_reporter(log, progress_key))
-    summary = {"history": result.history, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-               "seconds": result.seconds, "n_train": result.n_train, "n_validation": result.n_validation,
-               "replicas": result.replicas, "resumed_from_epoch": result.resumed_from_epoch}
-    atomic_write_json(done, summary)
-    return folder, summary
+
+    def run() -> train.TrainResult:
+        atomic_write_json(folder / "labels.json", {**encoding.to_json(), "image_size": images.size,
+                                                   "options": options.model_dump(mode="json")})
+        return classify_train.train_classifier(images, encoding, options, folder, log,
+                                               progress_reporter(log, progress_key))
+
+    return reuse_or_train(folder, "classifier", run)
 
 
 def export_classifier(folder: Path, target: Path) -> Path:
     """model.keras + labels.json: all `predict-labels` needs, no pickle; replaced in one step."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("model.keras", "labels.json"):
-        shutil.copyfile(folder / name, tmp / name)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with replacing_folder(target) as tmp:
+        for name in ("model.keras", "labels.json"):
+            shutil.copyfile(folder / name, tmp / name)
     return target
 
 

@@ -7,7 +7,6 @@ only. Checkpoints, resume, early stopping and the trainers themselves are tasks.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -18,19 +17,6 @@ from tasks import classifier_models, train
 from tasks.classify_options import ClassifierOptions
 from tasks.label_data import LabelledImages, iter_image_batches, split_rows
 from tasks.label_encoding import LabelEncoding
-
-
-@dataclass
-class ClassifierTraining:
-    model_path: Path
-    history: dict[str, list[float]]
-    epochs_run: int
-    best_epoch: int
-    seconds: float
-    n_train: int
-    n_validation: int
-    replicas: int
-    resumed_from_epoch: int
 
 
 def group_validation_rows(groups: np.ndarray, rows: np.ndarray, fraction: float,
@@ -95,7 +81,7 @@ def build_classifier(options: ClassifierOptions, encoding: LabelEncoding, size: 
 
 def train_classifier(images: LabelledImages, encoding: LabelEncoding, options: ClassifierOptions, folder: Path,
                      log: logging.Logger | logging.LoggerAdapter | None = None,
-                     report: train.EpochHook | None = None) -> ClassifierTraining:
+                     report: train.EpochHook | None = None) -> train.TrainResult:
     """Train (or resume) into `folder`; the best (or last) model ends as folder/model.keras."""
     log = log or logging.getLogger(__name__)
     report = report or (lambda epoch, epochs, logs: None)
@@ -113,12 +99,7 @@ def train_classifier(images: LabelledImages, encoding: LabelEncoding, options: C
         steps = -(-len(fit_rows) // (options.batch_size * replicas))
         return build_classifier(options, encoding, images.size, steps)
 
-    trained = train.run_trainer(build, data, options, folder, log, report)
-    train.save_model_file(trained.model, folder / "model.keras")
-    state = trained.state
-    return ClassifierTraining(folder / "model.keras", state["history"], state["epoch"], state["best_epoch"],
-                              trained.seconds, len(fit_rows), len(val_rows), trained.replicas,
-                              trained.resumed_from_epoch)
+    return train.run_trainer(build, data, options, folder, log, report)
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 64):

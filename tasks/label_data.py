@@ -220,10 +220,11 @@ def split_rows(images: LabelledImages, split: str) -> np.ndarray:
 def iter_image_batches(images: LabelledImages, rows: np.ndarray,
                        chunk_rows: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row positions, (n, size, size, 3) images) for the given rows, read row group by row group."""
-    wanted = np.zeros(pq.ParquetFile(images.path).metadata.num_rows, bool)
+    parquet = pq.ParquetFile(images.path)
+    wanted = np.zeros(parquet.metadata.num_rows, bool)
     wanted[rows] = True
     start = 0
-    for batch in pq.ParquetFile(images.path).iter_batches(batch_size=chunk_rows, columns=["image"]):
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["image"]):
         positions = np.arange(start, start + batch.num_rows)
         start += batch.num_rows
         keep = positions[wanted[positions]]

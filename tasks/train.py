@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -49,6 +49,10 @@ class TrainResult:
     n_validation: int
     replicas: int
     resumed_from_epoch: int  # 0 when the run started fresh
+
+    def summary(self) -> dict:
+        """What done.json records: everything but the model's path."""
+        return {k: v for k, v in asdict(self).items() if k != "model_path"}
 
 
 def build_model(options: TrainingOptions, n_features: int, side: int, output_bias: float) -> keras.Model:
@@ -222,20 +226,11 @@ class FitData:
     stream: Callable[[int], tf.data.Dataset] | None = None  # global batch size -> batches
 
 
-@dataclass
-class Trained:
-    model: keras.Model
-    state: dict
-    seconds: float
-    replicas: int
-    resumed_from_epoch: int
-
-
 def run_trainer(build: Callable[[int], keras.Model], data: FitData, options, folder: Path,
-                log: logging.Logger | logging.LoggerAdapter, report: EpochHook) -> Trained:
+                log: logging.Logger | logging.LoggerAdapter, report: EpochHook) -> TrainResult:
     """Build (under the trainer's distribution scope), restore a checkpoint if any, train under
-    `options.trainer` and leave the best (or last) weights in the model. `build(replicas)` returns
-    a compiled model; `options` carries trainer, epochs, batch_size, seed and early_stopping."""
+    `options.trainer` and save the best (or last) weights as folder/model.keras. `build(replicas)`
+    returns a compiled model; `options` carries trainer, epochs, batch_size, seed and early_stopping."""
     distribution = pick_distribution(log) if options.trainer == "distributed" else tf.distribute.get_strategy()
     replicas = distribution.num_replicas_in_sync
     batch_size = options.batch_size * replicas
@@ -278,7 +273,9 @@ def run_trainer(build: Callable[[int], keras.Model], data: FitData, options, fol
     best = folder / "best.npz"
     if best.is_file():
         model.set_weights(load_arrays_file(best)[0])
-    return Trained(model, state, seconds, replicas, resumed_from)
+    save_model_file(model, folder / "model.keras")
+    return TrainResult(folder / "model.keras", state["history"], state["epoch"], state["best_epoch"], seconds,
+                       count_rows(y), count_rows(yv), replicas, resumed_from)
 
 
 def train_model(train_path: Path, encoders: dict, options: TrainingOptions, folder: Path,
@@ -312,11 +309,7 @@ def train_model(train_path: Path, encoders: dict, options: TrainingOptions, fold
         return make_stream(train_path, options.strategy, scale, fit_rows, batch_size, options.seed,
                            shuffle=True, augment=options.augment)
 
-    trained = run_trainer(build, FitData(x, y, xv, yv, stream), options, folder, log, report)
-    save_model_file(trained.model, folder / "model.keras")
-    state = trained.state
-    return TrainResult(folder / "model.keras", state["history"], state["epoch"], state["best_epoch"],
-                       trained.seconds, len(fit_rows), len(val_rows), trained.replicas, trained.resumed_from_epoch)
+    return run_trainer(build, FitData(x, y, xv, yv, stream), options, folder, log, report)
 
 
 def _stopped_early(state: dict, options: TrainingOptions) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks import backbones, models, train, training_data
-from tasks.cache import atomic_write_json
+from tasks.cache import atomic_write_json, replacing_folder
 from tasks.dataset import Dataset
 from tasks.hashing import code_version, digest
 from tasks.training_options import TrainingOptions
@@ -42,22 +43,25 @@ def progress_reporter(log, artifact_key: str | None):
     return report
 
 
+def reuse_or_train(folder: Path, what: str, run: Callable[[], train.TrainResult]) -> tuple[Path, dict]:
+    """(work folder, done.json): a finished training in `folder` is reused; otherwise `run()` trains
+    (or resumes from the folder's checkpoint) and done.json records it."""
+    done = folder / "done.json"
+    if done.is_file() and (folder / "model.keras").is_file():
+        get_run_logger().info("Reusing the trained %s %s (same data, options and code)", what, folder.name[:12])
+        return folder, json.loads(done.read_text())
+    summary = run().summary()
+    atomic_write_json(done, summary)
+    return folder, summary
+
+
 def train_or_reuse(cache_dir: Path, dataset: Dataset, options: TrainingOptions, rows: np.ndarray | None = None,
                    progress_key: str | None = None) -> tuple[Path, dict]:
     """(model folder, done.json) for these options, training or resuming only when needed."""
     log = get_run_logger()
     folder = cache_dir / "train" / training_key(dataset, options, rows)
-    done = folder / "done.json"
-    if done.is_file() and (folder / "model.keras").is_file():
-        log.info("Reusing the trained model %s (same data, options and code)", folder.name[:12])
-        return folder, json.loads(done.read_text())
-    result = train.train_model(dataset.train_path, dataset.encoders(), options, folder, log,
-                               progress_reporter(log, progress_key), rows)
-    summary = {"history": result.history, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-               "seconds": result.seconds, "n_train": result.n_train, "n_validation": result.n_validation,
-               "replicas": result.replicas, "resumed_from_epoch": result.resumed_from_epoch}
-    atomic_write_json(done, summary)
-    return folder, summary
+    return reuse_or_train(folder, "model", lambda: train.train_model(
+        dataset.train_path, dataset.encoders(), options, folder, log, progress_reporter(log, progress_key), rows))
 
 
 @task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
@@ -87,16 +91,12 @@ def cross_validate_task(cache_dir: Path, dataset: Dataset, options: TrainingOpti
 
 def export_model(folder: Path, dataset: Dataset, options: TrainingOptions, target: Path) -> Path:
     """model.keras + encoders.json + training.json: all `predict` needs, no pickle."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copyfile(folder / "model.keras", tmp / "model.keras")
-    shutil.copyfile(dataset.encoders_path, tmp / "encoders.json")
-    atomic_write_json(tmp / "training.json", {"options": options.model_dump(mode="json"),
-                                              "target": {"kind": options.target,
-                                                         "price_max": dataset.encoders()["price_max"]}})
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with replacing_folder(target) as tmp:
+        shutil.copyfile(folder / "model.keras", tmp / "model.keras")
+        shutil.copyfile(dataset.encoders_path, tmp / "encoders.json")
+        atomic_write_json(tmp / "training.json", {"options": options.model_dump(mode="json"),
+                                                  "target": {"kind": options.target,
+                                                             "price_max": dataset.encoders()["price_max"]}})
     return target
 
 

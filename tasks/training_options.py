@@ -75,9 +75,14 @@ class TrainingOptions(BaseModel):
 
     @model_validator(mode="after")
     def _early_stopping_watches_validation(self) -> TrainingOptions:
-        if self.early_stopping is not None and self.validation_fraction == 0:
-            raise ValueError("early stopping watches the validation houses: give a validation_fraction above 0")
+        check_early_stopping(self.early_stopping, self.validation_fraction, "houses")
         return self
+
+
+def check_early_stopping(early_stopping: int | None, validation_fraction: float, what: str) -> None:
+    """Early stopping watches the validation share: refuse it without one."""
+    if early_stopping is not None and validation_fraction == 0:
+        raise ValueError(f"early stopping watches the validation {what}: give a validation_fraction above 0")
 
 
 def defaults_for(strategy: str) -> dict:

@@ -3,10 +3,7 @@ colorizer: its ONNX export read by cv2.dnn agrees with Keras, and a short traini
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -19,24 +16,6 @@ from tasks.errors import DataError
 from tasks.hashing import file_sha256
 from tasks.keras_onnx import keras_to_onnx
 from tasks.toy_networks import sepia_net
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_folder(tmp_path: Path):
-    """(folder, base URL) of a real http.server serving the folder."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_fetch_records_hashes_verifies_them_and_refuses_changed_files(http_folder, tmp_path: Path, capfd):

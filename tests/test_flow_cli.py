@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import signal
-import threading
 import time
 import zipfile
-from functools import partial
 from pathlib import Path
 
 import cv2
@@ -130,25 +127,8 @@ def test_run_killed_half_way_leaves_nothing_a_later_run_trusts(run_cli, tmp_path
         assert (Path(resumed["dataset"]) / name).read_bytes() == (fresh / name).read_bytes()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path: Path):
-    """A static HTTP server on 127.0.0.1 serving tmp_path/www; yields (root folder, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_data_from_a_url_is_downloaded_once_and_unpacked(run_cli, houses, tmp_path, http_root):
-    root, base = http_root
+def test_data_from_a_url_is_downloaded_once_and_unpacked(run_cli, houses, tmp_path, http_folder):
+    root, base = http_folder
     with zipfile.ZipFile(root / "houses.zip", "w") as bundle:
         for path in sorted(houses.iterdir()):
             bundle.write(path, f"Houses Dataset/{path.name}")
@@ -161,8 +141,8 @@ def test_data_from_a_url_is_downloaded_once_and_unpacked(run_cli, houses, tmp_pa
     assert _summary(tmp_path / "out")["cache"]["dataset_built"] is False
 
 
-def test_bad_url_or_bad_zip_is_a_clear_error(run_cli, tmp_path, http_root):
-    root, base = http_root
+def test_bad_url_or_bad_zip_is_a_clear_error(run_cli, tmp_path, http_folder):
+    root, base = http_folder
     (root / "not-a.zip").write_text("hello")
     result = _preprocess(run_cli, f"{base}/not-a.zip", tmp_path / "out", tmp_path / "cache", check=False)
     assert result.returncode == 2 and "not a zip file" in result.stderr
