@@ -48,9 +48,9 @@ def main() -> None:
 
     from flows.config import StylizeConfig
     from flows.dnn import stylize_flow
-    from tasks.dnn_models import read_net
-    from tasks.stylize import stylize
-    from tasks.toy_networks import conv_net
+    from tasks.dnn.net import read_net
+    from tasks.dnn.stylize import stylize
+    from tasks.dnn.toy_networks import conv_net
 
     work = ROOT / "runs" / "bench-dnn"
     photos = make_photos(args.images, work / "photos")

@@ -28,11 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import run_stages  # noqa: E402
-from tasks.images import tile_montage, tutorial_montage  # noqa: E402
-from tasks.ingest import PHOTO_KINDS, ingest_houses  # noqa: E402
-from tasks.montages import iter_montages  # noqa: E402
-from tasks.preprocess import filter_zipcodes  # noqa: E402
+from bench.common import run_stages, tutorial_montage  # noqa: E402
+from tasks.houses.encoders import filter_zipcodes  # noqa: E402
+from tasks.houses.ingest import PHOTO_KINDS, ingest_houses  # noqa: E402
+from tasks.houses.montage import tile_montage  # noqa: E402
+from tasks.houses.montages import iter_montages  # noqa: E402
 
 
 def tutorial_loop(data: Path, houses: list[int]) -> dict[int, np.ndarray]:

@@ -23,10 +23,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import run_stages  # noqa: E402
-from tasks.evaluate import regression_metrics  # noqa: E402
-from tasks.train import predict_prices, train_model  # noqa: E402
-from tasks.training_data import TargetScale  # noqa: E402
-from tasks.training_options import TrainingOptions, defaults_for  # noqa: E402
+from tasks.price.data import TargetScale  # noqa: E402
+from tasks.price.options import PriceOptions, defaults_for  # noqa: E402
+from tasks.price.train import predict_prices, train_model  # noqa: E402
+from tasks.training.metrics import regression_metrics  # noqa: E402
 
 # The tutorials: price / train max, MAPE loss, Adam(1e-3, decay=1e-3/200), batch 8, 200 epochs,
 # the test set only watched (no validation share taken from train, no early stopping).
@@ -35,7 +35,7 @@ REFERENCE = {"target": "scaled", "loss": "mape", "learning_rate": 1e-3, "batch_s
 TARGETS = {"mlp": 20.0, "cnn": 40.0, "mixed": 18.0}
 
 
-def test_mape(dataset: Path, encoders: dict, options: TrainingOptions, work: Path) -> float:
+def test_mape(dataset: Path, encoders: dict, options: PriceOptions, work: Path) -> float:
     result = train_model(dataset / "train.parquet", encoders, options, work)
     model = keras.models.load_model(result.model_path, safe_mode=True)
     actual, predicted = predict_prices(model, dataset / "test.parquet", options.strategy,
@@ -63,7 +63,7 @@ def main() -> None:
             started = time.perf_counter()
             scores = {}
             for label, settings in (("reference", REFERENCE), ("ours", defaults_for(strategy))):
-                scores[label] = [test_mape(dataset, encoders, TrainingOptions(**{**settings, "strategy": strategy,
+                scores[label] = [test_mape(dataset, encoders, PriceOptions(**{**settings, "strategy": strategy,
                                                                                "seed": seed}),
                                            work / f"{strategy}-{label}-{seed}") for seed in seeds]
             ref, ours = np.mean(scores["reference"]), np.mean(scores["ours"])

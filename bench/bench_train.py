@@ -25,19 +25,20 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import run_stages  # noqa: E402
-from tasks.train import build_model, compile_model, train_model, validation_rows  # noqa: E402
-from tasks.training_data import TargetScale, load_arrays  # noqa: E402
-from tasks.training_options import TrainingOptions  # noqa: E402
+from tasks.core.splits import holdout_rows as validation_rows  # noqa: E402
+from tasks.price.data import TargetScale, load_arrays  # noqa: E402
+from tasks.price.options import PriceOptions  # noqa: E402
+from tasks.price.train import build_model, compile_model, train_model  # noqa: E402
 
 
-def time_trainer(dataset: Path, encoders: dict, options: TrainingOptions, work: Path) -> tuple[float, int]:
+def time_trainer(dataset: Path, encoders: dict, options: PriceOptions, work: Path) -> tuple[float, int]:
     stamps = []
     result = train_model(dataset / "train.parquet", encoders, options, work,
                          report=lambda epoch, epochs, logs: stamps.append(time.perf_counter()))
     return (len(stamps) - 1) * result.n_train / (stamps[-1] - stamps[0]), result.n_train
 
 
-def time_python_generator(dataset: Path, encoders: dict, options: TrainingOptions) -> float:
+def time_python_generator(dataset: Path, encoders: dict, options: PriceOptions) -> float:
     """The tutorials' way: a Python generator yielding shuffled batches, fed to fit (fit_generator)."""
     keras.utils.set_random_seed(options.seed)
     scale = TargetScale(options.target, encoders["price_max"])
@@ -82,7 +83,7 @@ def main() -> None:
         results: dict[str, list[float]] = {}
         for round_ in range(args.rounds):
             for trainer in ("fit", "stream", "batch", "generator"):
-                options = TrainingOptions(strategy=args.strategy, trainer="fit" if trainer == "generator" else trainer,
+                options = PriceOptions(strategy=args.strategy, trainer="fit" if trainer == "generator" else trainer,
                                           epochs=args.epochs, batch_size=args.batch_size)
                 if trainer == "generator":
                     rate = time_python_generator(dataset, encoders, options)

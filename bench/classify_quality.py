@@ -22,13 +22,13 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tasks.cache import Cache  # noqa: E402
-from tasks.classify_evaluate import column_metrics  # noqa: E402
-from tasks.classify_options import ClassifierOptions  # noqa: E402
-from tasks.classify_train import load_images, predict, train_classifier  # noqa: E402
-from tasks.house_labels import write_house_labels  # noqa: E402
-from tasks.label_data import build_labelled_images, split_rows  # noqa: E402
-from tasks.label_encoding import LabelEncoding  # noqa: E402
+from tasks.classify.encoding import LabelEncoding  # noqa: E402
+from tasks.classify.evaluate import column_metrics  # noqa: E402
+from tasks.classify.house_labels import write_house_labels  # noqa: E402
+from tasks.classify.images import build_labelled_images, split_rows  # noqa: E402
+from tasks.classify.options import ClassifierOptions  # noqa: E402
+from tasks.classify.train import load_images, predict, train_classifier  # noqa: E402
+from tasks.core.cache import Cache  # noqa: E402
 
 
 def validation_accuracy(history: dict, column: str, kind: str, last: int = 3) -> float | None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tasks.cache import Cache
-from tasks.dataset import build_dataset
-from tasks.ingest import ingest_houses
-from tasks.montages import build_montages
-from tasks.preprocess import filter_zipcodes
+import cv2
+import numpy as np
+
+from tasks.core.cache import Cache
+from tasks.houses.dataset import build_dataset
+from tasks.houses.encoders import filter_zipcodes
+from tasks.houses.ingest import ingest_houses
+from tasks.houses.montage import tile_montage
+from tasks.houses.montages import build_montages
 
 
 def run_stages(data: Path, cache_dir: Path, min_houses: int = 25, tile_size: int = 32) -> dict:
@@ -29,3 +33,9 @@ def run_stages(data: Path, cache_dir: Path, min_houses: int = 25, tile_size: int
     times["total"] = sum(times.values())
     return {"seconds": times, "houses": len(kept), "montages_built": montages.computed,
             "dataset_built": dataset.computed, "shards": [str(s) for s in montages.shards]}
+
+
+def tutorial_montage(photo_paths: list[Path], tile_size: int = 32) -> np.ndarray:
+    """The tutorials' plain way (full decode, default cv2.resize), kept as the reference."""
+    tiles = [cv2.resize(cv2.imread(str(p)), (tile_size, tile_size)) for p in photo_paths]
+    return tile_montage(tiles, tile_size)

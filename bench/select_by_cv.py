@@ -1,7 +1,7 @@
 """Choose training defaults by K-fold cross-validation on the TRAIN houses only (the test split
 is never looked at). Prints each candidate's mean and spread of MAPE over the folds.
 Usage: python bench/select_by_cv.py CANDIDATES.json [--data ../shared/datasets/houses] [--folds 3] [--tile-size 32]
-CANDIDATES.json: {"name": {TrainingOptions fields...}, ...}
+CANDIDATES.json: {"name": {PriceOptions fields...}, ...}
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import run_stages  # noqa: E402
-from tasks.evaluate import regression_metrics  # noqa: E402
-from tasks.train import kfold_rows, predict_prices, train_model  # noqa: E402
-from tasks.training_data import TargetScale  # noqa: E402
-from tasks.training_options import TrainingOptions  # noqa: E402
+from tasks.core.splits import kfold_rows  # noqa: E402
+from tasks.price.data import TargetScale  # noqa: E402
+from tasks.price.options import PriceOptions  # noqa: E402
+from tasks.price.train import predict_prices, train_model  # noqa: E402
+from tasks.training.metrics import regression_metrics  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
         encoders = json.loads((dataset / "encoders.json").read_text())
         n_train = len(json.loads((dataset / "split.json").read_text())["train"])
         for name, settings in candidates.items():
-            options = TrainingOptions(**settings)
+            options = PriceOptions(**settings)
             scale = TargetScale(options.target, encoders["price_max"])
             started, scores = time.perf_counter(), []
             for i, (rows, held_out) in enumerate(kfold_rows(n_train, args.folds, 0)):

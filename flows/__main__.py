@@ -66,14 +66,14 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from tasks.predict import predict_new_houses
+    from tasks.price.predict import predict_new_houses
 
     table = predict_new_houses(args.model, args.house, args.photos)
     print(table.to_string(index=False, formatters={"predicted_price": "${:,.0f}".format}))
 
 
 def _compact(args: argparse.Namespace) -> None:
-    from tasks.compact_dataset import compact_dataset
+    from tasks.houses.compact import compact_dataset
 
     count = compact_dataset(args.source, args.target, args.max_side)
     print(f"Wrote {count} photos to {args.target}")
@@ -93,7 +93,7 @@ def _classify(args: argparse.Namespace) -> None:
 
 
 def _house_labels(args: argparse.Namespace) -> None:
-    from tasks.house_labels import write_house_labels
+    from tasks.classify.house_labels import write_house_labels
 
     summary = write_house_labels(args.data, args.out, args.test_size, args.seed)
     print(f"Wrote {summary['photos']} labelled photos of {summary['houses']} houses ({summary['train_houses']} train, "
@@ -102,7 +102,7 @@ def _house_labels(args: argparse.Namespace) -> None:
 
 
 def _predict_labels(args: argparse.Namespace) -> None:
-    from tasks.predict_labels import draw_labels, format_prediction, predict_labels
+    from tasks.classify.predict import draw_labels, format_prediction, predict_labels
 
     for result in predict_labels(args.model, args.images):
         print(format_prediction(result))
@@ -129,8 +129,8 @@ def _train_colorizer(args: argparse.Namespace) -> None:
 
 
 def _models(args: argparse.Namespace) -> None:
-    from tasks.dnn_models import PUBLISHED, fetch_model
-    from tasks.toy_networks import TOY_NETWORKS
+    from tasks.dnn.registry import PUBLISHED, fetch_model
+    from tasks.dnn.toy_networks import TOY_NETWORKS
 
     if args.action == "list":
         for name, model in sorted(PUBLISHED.items()):

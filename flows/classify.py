@@ -7,14 +7,13 @@ from datetime import datetime
 from prefect import flow
 
 from flows.config import ClassifyConfig, run_parameter
-from tasks.classify_options import ClassifierOptions
-from tasks.classify_tasks import (
+from tasks.classify.prefect_tasks import (
     evaluate_classifier_task,
     house_labels_task,
     labelled_images_task,
     train_classifier_task,
 )
-from tasks.preprocess_tasks import resolve_data_task
+from tasks.houses.prefect_tasks import resolve_data_task
 
 
 def _run_name() -> str:
@@ -29,7 +28,7 @@ def classify_flow(config: ClassifyConfig) -> dict:
         source = house_labels_task(houses, config.out / "house-labels.csv", config.test_size, config.split_seed)
     else:
         source = config.data
-    options = ClassifierOptions.model_validate(config.model_dump(include=set(ClassifierOptions.model_fields)))
+    options = config.classifier_options()
     images = labelled_images_task(config.cache, source, config.label_names, options.size(), config.test_size,
                                   config.split_seed, config.on_bad_image)
     trained = train_classifier_task(config.cache, images, options, progress_key="classify-progress")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.errors import DataError
+from tasks.core.errors import DataError
 
 
 def _option(name: str) -> str:
@@ -24,8 +24,6 @@ def _option(name: str) -> str:
 def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     """One option per field: its description is the help, a Literal gives the choices."""
     for name, field in model.model_fields.items():
-        if name in getattr(model, "cli_skip", ()):
-            continue
         annotation = field.annotation
         args = typing.get_args(annotation)
         if typing.get_origin(annotation) in (typing.Union, types.UnionType):

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.classify_options import ClassifierOptions
-from tasks.sweep_options import Budget, ImageBlock, SearchSpace, SweepTask, Tuner, parse_budgets
-from tasks.training_options import Strategy, Trainer, TrainingOptions
+from tasks.automl.options import Budget, ImageBlock, SearchSpace, SweepTask, Tuner, parse_budgets
+from tasks.classify.options import ClassifierOptions
+from tasks.price.options import PriceOptions, PriceSettings, Strategy
+from tasks.training.options import Trainer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = str(PROJECT_ROOT / "data" / "houses")
+
+Options = TypeVar("Options", bound=BaseModel)
+
+
+def options_for(model: type[Options], config: BaseModel, **overrides) -> Options:
+    """A stage's options from a flow's config: the fields they share that the config was given (the
+    others take the stage's own defaults, e.g. a strategy's), then `overrides`. The one way every flow
+    derives a stage's options."""
+    given = {name: getattr(config, name) for name in model.model_fields if name in config.model_fields_set}
+    return model(**{**given, **overrides})
 
 
 class DataOptions(BaseModel):
@@ -50,11 +61,10 @@ class RunOptions(DataOptions):
     split_seed: int = Field(42, description="Seed of the train/test split (42: the tutorials').")
 
     def preprocess_config(self) -> PreprocessConfig:
-        data_fields = {name: getattr(self, name) for name in DataOptions.model_fields}
-        return PreprocessConfig(**data_fields, out=self.out / "preprocess", seed=self.split_seed)
+        return options_for(PreprocessConfig, self, out=self.out / "preprocess", seed=self.split_seed)
 
 
-class TrainConfig(RunOptions, TrainingOptions):
+class TrainConfig(RunOptions, PriceOptions):
     """Preprocess, train one model and evaluate it on the held-out houses."""
 
     out: Path = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
@@ -62,13 +72,12 @@ class TrainConfig(RunOptions, TrainingOptions):
     cv: int | None = Field(None, ge=2, le=20, description="Also run K-fold cross-validation by house "
                            "on the train split and report each metric's mean and spread.")
 
-    def training_options(self, **overrides) -> TrainingOptions:
-        """The training options given (others take their strategy's defaults), with overrides."""
-        given = {name: getattr(self, name) for name in TrainingOptions.model_fields if name in self.model_fields_set}
-        return TrainingOptions(**{**given, **overrides})
+    def training_options(self) -> PriceOptions:
+        """The training options given (others take their strategy's defaults)."""
+        return options_for(PriceOptions, self)
 
 
-class CompareConfig(TrainConfig):
+class CompareConfig(RunOptions, PriceSettings):
     """Train several strategy x trainer configurations on the same split and rank them."""
 
     out: Path = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
@@ -76,10 +85,12 @@ class CompareConfig(TrainConfig):
     strategies: list[Strategy] = Field(["mlp", "cnn", "mixed"], min_length=1,
                                        description="Strategies to train.")
     trainers: list[Trainer] = Field(["fit"], min_length=1, description="Trainers to train each strategy with.")
-    cli_skip: ClassVar[set[str]] = {"strategy", "trainer", "cv"}  # replaced by the lists above
-
     max_parallel: int = Field(1, ge=1, le=64, description="Configurations trained at once (threads in this "
                               "process; 1 keeps runs reproducible; use a Dask cluster to go wider).")
+
+    def training_options(self, strategy: Strategy, trainer: str) -> PriceOptions:
+        """One configuration's options: the settings given (others take the strategy's defaults)."""
+        return options_for(PriceOptions, self, strategy=strategy, trainer=trainer)
 
 
 class SweepConfig(RunOptions):
@@ -116,6 +127,14 @@ class SweepConfig(RunOptions):
     def budget_points(self) -> list[Budget]:
         return parse_budgets(self.budgets, self.max_trials, self.epochs)
 
+    def checked_budgets(self) -> list[Budget]:
+        """The budget points, after checking every input that can be checked before any search."""
+        if "classify" in self.tasks and self.classify_data is not None:
+            from tasks.automl.data import scan_image_folder
+
+            scan_image_folder(self.classify_data)
+        return self.budget_points()
+
     def search_space(self) -> SearchSpace:
         return SearchSpace(image_block=self.image_block, tuner=self.tuner, seed=self.seed,
                            validation_fraction=self.validation_fraction, patience=self.patience)
@@ -145,6 +164,9 @@ class ClassifyConfig(ClassifierOptions):
     cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs.")
     out: Path = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
                       "model (model/: model.keras + labels.json).")
+
+    def classifier_options(self) -> ClassifierOptions:
+        return options_for(ClassifierOptions, self)
 
 DEFAULT_IMAGES = str(PROJECT_ROOT / "data" / "houses" / "*_frontal.jpg")
 Backend = Literal["default", "opencv", "cuda"]

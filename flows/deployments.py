@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from flows.config import PROJECT_ROOT
-from tasks.errors import DataError
+from tasks.core.errors import DataError
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 

@@ -1,53 +1,25 @@
 """OpenCV DNN flows: stylize and colorize a batch of images, and train our own colorizer.
 
 The images run as chunks (one `dnn-images` task each, every image cached by content in
-tasks.dnn_tasks) on a ThreadPoolTaskRunner of `workers` threads opened inside the flow (a subflow
+tasks.dnn.batch) on a ThreadPoolTaskRunner of `workers` threads opened inside the flow (a subflow
 cost about 0.6 s per batch), each thread with its own network and OpenCV's threads split between them.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 from prefect import flow
 from prefect.logging import get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import ColorizeConfig, DnnRunOptions, StylizeConfig, TrainColorizerConfig
-from tasks.dnn_images import resolve_inputs
-from tasks.dnn_models import check_backend
-from tasks.dnn_reports import batch_report_task, colorizer_report_task
-from tasks.dnn_tasks import DnnJob, chunk_task, chunked, load_net, model_sha256, train_colorizer_task
-from tasks.errors import DataError
-
-
-@contextmanager
-def opencv_threads_per_worker(workers: int):
-    """Split OpenCV's threads between the workers (no oversubscription), restore afterwards."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(max(1, (os.cpu_count() or 1) // workers) if workers > 1 else before)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
-def run_chunks(job: DnnJob, images: list[tuple[Path, str]], workers: int) -> list[dict]:
-    """Every image through the network, in chunks on `workers` threads; timing rows in input order."""
-    log = get_run_logger()
-    rows: list[dict] = []
-    with ThreadPoolTaskRunner(max_workers=workers) as runner:
-        futures = [runner.submit(chunk_task, {"job": job, "images": chunk, "number": number})
-                   for number, chunk in enumerate(chunked(images, workers), start=1)]
-        for future in futures:
-            rows += future.result()
-            log.info("%s: %d of %d images", job.kind, len(rows), len(images))
-    return rows
+from tasks.core.errors import DataError
+from tasks.dnn.batch import DnnJob, load_net, model_sha256, opencv_threads_per_worker
+from tasks.dnn.images import resolve_inputs
+from tasks.dnn.net import check_backend
+from tasks.dnn.prefect_tasks import batch_report_task, colorizer_report_task, run_chunks, train_colorizer_task
 
 
 def _run_batch(kind: str, config: DnnRunOptions, settings: dict, prototxt: Path | None = None,
@@ -89,7 +61,7 @@ def stylize_flow(config: StylizeConfig) -> dict:
 @flow(name="colorize", flow_run_name=lambda: f"colorize-{datetime.now():%Y%m%d-%H%M%S}")
 def colorize_flow(config: ColorizeConfig) -> dict:
     """Colorize every input image (its L kept, ab predicted); outputs under `config.out`."""
-    from tasks.colorizer_training import sidecar_size
+    from tasks.dnn.colorizer import sidecar_size
 
     model = _need_model(config, "runs/colorizer/colorizer.onnx")
     size = config.size or sidecar_size(model) or 224

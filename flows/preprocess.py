@@ -8,8 +8,8 @@ from datetime import datetime
 from prefect import flow
 
 from flows.config import PreprocessConfig, run_parameter
-from tasks.dataset import Dataset, summarize
-from tasks.preprocess_tasks import (
+from tasks.houses.dataset import Preprocessed, summarize
+from tasks.houses.prefect_tasks import (
     dataset_task,
     filter_task,
     ingest_task,
@@ -25,7 +25,7 @@ def _run_name() -> str:
 
 
 @flow(name="preprocess", flow_run_name=_run_name)
-def preprocess_flow(config: PreprocessConfig) -> Dataset:
+def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
     """Build the training-ready, cached dataset; writes summary.json under `config.out`."""
     started = time.perf_counter()
     data_dir = resolve_data_task(config.data, config.cache)
@@ -36,4 +36,4 @@ def preprocess_flow(config: PreprocessConfig) -> Dataset:
     summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages)
-    return dataset
+    return Preprocessed(dataset, summary)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from prefect import flow
 
-from flows.config import TrainConfig, run_parameter
+from flows.config import RunOptions, TrainConfig, run_parameter
 from flows.preprocess import preprocess_flow
-from tasks.train_tasks import cross_validate_task, evaluate_task, train_task
+from tasks.price.prefect_tasks import cross_validate_task, evaluate_task, train_task
 
 
 def _run_name() -> str:
@@ -20,16 +19,15 @@ def _run_name() -> str:
 @flow(name="train", flow_run_name=_run_name)
 def train_flow(config: TrainConfig) -> dict:
     """Train one model on the houses and write its report under `config.out`."""
-    dataset = preprocess_flow(config.preprocess_config())
-    options = config.training_options()
+    preprocessed = preprocess_flow(config.preprocess_config())
+    dataset, options = preprocessed.dataset, config.training_options()
     trained = train_task(config.cache, dataset, options, progress_key="train-progress")
     folds = cross_validate_task(config.cache, dataset, options, config.cv) if config.cv else None
-    return evaluate_task(trained, dataset, options, config.out, data_info(config), folds)
+    return evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
 
 
-def data_info(config: TrainConfig) -> dict:
-    """What the report says about the data, from the preprocessing summary of this run."""
-    summary = json.loads((config.out / "preprocess" / "summary.json").read_text())
+def data_info(config: RunOptions, summary: dict) -> dict:
+    """What a report says about the data, from the preprocessing summary of this run."""
     return {"source": config.data, "houses_read": summary["houses_read"], "houses_kept": summary["houses_kept"],
             "zipcodes_kept": summary["zipcodes_kept"], "min_houses_per_zip": config.min_houses_per_zip,
             "split_seed": config.split_seed}

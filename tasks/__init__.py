@@ -1,1 +1,4 @@
-"""Stage functions of the house-price pipeline, each usable without Prefect."""
+"""The pipeline's capabilities as packages; each keeps plain functions apart from its Prefect tasks.
+
+Imports point down only: capability packages (price, classify, automl, dnn) -> training, houses -> core.
+"""

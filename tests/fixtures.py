@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tasks.cache import Cache
-from tasks.dataset import build_dataset
-from tasks.ingest import PHOTO_KINDS, ingest_houses
-from tasks.montages import build_montages
-from tasks.preprocess import filter_zipcodes
+from tasks.core.cache import Cache
+from tasks.houses.dataset import build_dataset
+from tasks.houses.encoders import filter_zipcodes
+from tasks.houses.ingest import PHOTO_KINDS, ingest_houses
+from tasks.houses.montages import build_montages
 
 # One flat BGR colour per photo kind, so a montage's quadrants can be told apart.
 KIND_COLORS = {"bathroom": (255, 0, 0), "bedroom": (0, 255, 0), "frontal": (0, 0, 255), "kitchen": (0, 255, 255)}
@@ -76,3 +76,10 @@ def read_artifact(prefect_api: str, key: str):
 
     with temporary_settings({PREFECT_API_URL: prefect_api}):
         return asyncio.run(read())
+
+
+def checkpoint_state(folder: Path) -> dict | None:
+    """The state of the last finished epoch in a training work folder, if any."""
+    from tasks.training.engine import CHECKPOINT, Checkpoint
+
+    return Checkpoint.load(folder / CHECKPOINT).state if (folder / CHECKPOINT).is_file() else None

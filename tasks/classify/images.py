@@ -1,0 +1,226 @@
+"""Labelled image datasets for the classifiers: read, validate, split, resize and cache as Parquet.
+
+Two layouts:
+- an image folder whose sub-folder names carry the labels joined by `_` (`red_dress/`,
+  `blue_jeans/`: the tutorials'), one label column per part, named by `--label-names`;
+- a CSV manifest with a `path` column (relative to the CSV's folder, or absolute) and one column
+  per label; optional `group` (images of one group, e.g. one house, stay on one side of the split)
+  and `split` (`train`/`test`, used as given).
+
+The cache entry `CACHE/labelled-images/KEY/images.parquet` holds one row per image: path, the
+label columns, group, split, sha256 and `image` (BGR uint8 bytes, size x size x 3). The key covers
+the table of paths and labels, every image's content hash, the size and the code version.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core import hashing
+from tasks.core.cache import Cache
+from tasks.core.errors import DataError, DataErrors
+from tasks.core.images import images_by_subfolder, read_image
+
+RESERVED_COLUMNS = ("path", "group", "split")
+STAGE = "labelled-images"
+OnBadImage = Literal["fail", "skip"]
+BAD_IMAGE_HINT = "replace the file or remove its row, or pass --on-bad-image skip to leave it out"
+SKIP_HINT = "Fix these, or pass --on-bad-image skip to leave the affected images out."
+
+
+@dataclass
+class LabelledImages:
+    """A cached, resized, split labelled image set."""
+
+    folder: Path
+    label_columns: list[str]
+    size: int
+    n_train: int
+    n_test: int
+    skipped: list[dict]
+    computed: bool
+
+    @property
+    def path(self) -> Path:
+        return self.folder / "images.parquet"
+
+    def table(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return pq.read_table(self.path, columns=columns).to_pandas()
+
+
+def read_folder_layout(folder: Path, label_names: list[str]) -> pd.DataFrame:
+    """One row per image of each sub-folder; the sub-folder name split on `_` gives the labels."""
+    rows = []
+    for path, name in images_by_subfolder(folder):
+        parts = name.split("_")
+        if len(parts) != len(label_names) or not all(parts):
+            raise DataError(f"sub-folder name has {len(parts)} label(s) joined by '_' but --label-names names "
+                            f"{len(label_names)} ({','.join(label_names)}); rename the folder or give "
+                            "--label-names with one name per part", path.parent)
+        rows.append({"path": str(path), **dict(zip(label_names, parts, strict=True))})
+    if not rows:
+        raise DataError("no images in labelled sub-folders (e.g. red_dress/*.jpg)", folder)
+    return pd.DataFrame(rows)
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """A CSV manifest: `path` plus label columns (and optional group, split), validated line by line."""
+    if not path.is_file():
+        raise DataError("manifest not found", path)
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        if "path" not in header:
+            raise DataError(f"manifest header lacks a 'path' column; header is {header}", path, 1)
+        labels = [name for name in header if name not in RESERVED_COLUMNS]
+        if not labels:
+            raise DataError("manifest has no label column (columns other than path, group, split)", path, 1)
+        rows, problems = [], []
+        for line, fields in enumerate(reader, start=2):
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                problems.append(DataError(f"expected {len(header)} fields, found {len(fields)}", path, line))
+                continue
+            row = dict(zip(header, (f.strip() for f in fields), strict=True))
+            empty = [name for name in labels if not row[name]]
+            if empty:
+                problems.append(DataError(f"empty label(s): {', '.join(empty)}", path, line))
+            elif "split" in row and row["split"] not in ("train", "test"):
+                problems.append(DataError(f"split must be train or test, got {row['split']!r}", path, line))
+            else:
+                image = Path(row["path"])
+                row["path"] = str(image if image.is_absolute() else path.parent / image)
+                rows.append(row)
+    if problems:
+        raise DataErrors(problems, "Fix these lines of the manifest.")
+    if not rows:
+        raise DataError("manifest lists no images", path)
+    return pd.DataFrame(rows, columns=header)
+
+
+def read_labels(source: Path, label_names: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """(table of path + labels [+ group, split], label column names) from a folder or a CSV manifest."""
+    table = read_manifest(source) if source.suffix.lower() == ".csv" else read_folder_layout(source, label_names)
+    return table, [c for c in table.columns if c not in RESERVED_COLUMNS]
+
+
+def assign_split(table: pd.DataFrame, label_columns: list[str], test_size: float, seed: int) -> pd.Series:
+    """`split` as given; else by group (a group never straddles); else stratified by label combination."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    if "split" in table.columns:
+        return table["split"]
+    rows = np.arange(len(table))
+    if "group" in table.columns:
+        train, _ = next(GroupShuffleSplit(1, test_size=test_size, random_state=seed).split(rows, groups=table["group"]))
+    else:
+        combos = table[label_columns].agg("_".join, axis=1)
+        stratify = combos if combos.value_counts().min() >= 2 else None
+        train, _ = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
+    split = np.full(len(table), "test", dtype=object)
+    split[train] = "train"
+    return pd.Series(split, index=table.index)
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """(size, size, 3) BGR uint8; DataError naming the file if it is missing or cannot be decoded."""
+    image = read_image(Path(path), size, BAD_IMAGE_HINT)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _content_key(table: pd.DataFrame, size: int) -> str:
+    return hashing.digest(STAGE, table.to_dict(orient="records"), size, hashing.code_version(sys.modules[__name__]))
+
+
+def build_labelled_images(cache: Cache, source: Path, label_names: list[str], size: int, test_size: float,
+                          seed: int, on_bad_image: OnBadImage = "fail") -> LabelledImages:
+    """Read, validate, hash, split, resize and cache a labelled image set (reused when unchanged)."""
+    table, label_columns = read_labels(source, label_names)
+    hashes, problems = [], []
+    for path in table["path"]:
+        try:
+            hashes.append(hashing.file_sha256(Path(path)))
+        except OSError:
+            hashes.append("")
+            problems.append(DataError("image not found; fix the path or remove the row", path))
+    table = table.assign(sha256=hashes)
+    if problems and on_bad_image == "fail":
+        raise DataErrors(problems, SKIP_HINT)
+    table = table.assign(split=assign_split(table, label_columns, test_size, seed))
+    if "group" not in table.columns:
+        table = table.assign(group=table["path"])
+    table = table.astype({"group": str})
+    key = _content_key(table, size)
+    found = cache.lookup(STAGE, key)
+    if found is not None:
+        summary = json.loads((found / "summary.json").read_text())
+        return LabelledImages(found, label_columns, size, summary["n_train"], summary["n_test"],
+                              summary["skipped"], computed=False)
+    images, kept, skipped = [], [], [{"path": str(p.path), "problem": p.message} for p in problems]
+    for row, (path, sha) in enumerate(zip(table["path"], table["sha256"], strict=True)):
+        if not sha:
+            continue
+        try:
+            images.append(load_image(Path(path), size).tobytes())
+            kept.append(row)
+        except DataError as error:
+            if on_bad_image == "fail":
+                raise
+            skipped.append({"path": str(path), "problem": error.message})
+    table = table.iloc[kept].reset_index(drop=True)
+    if table.empty:
+        raise DataError("no usable image left after skipping bad ones", source)
+    columns = ["path", *label_columns, "group", "split", "sha256"]
+    arrow = pa.Table.from_pandas(table[columns], preserve_index=False).append_column(
+        "image", pa.array(images, pa.binary()))
+    counts = table["split"].value_counts()
+    summary = {"source": str(source), "label_columns": label_columns, "size": size,
+               "n_train": int(counts.get("train", 0)), "n_test": int(counts.get("test", 0)), "skipped": skipped}
+    if not summary["n_train"] or not summary["n_test"]:
+        raise DataError(f"the split left {summary['n_train']} train and {summary['n_test']} test images; "
+                        "give more images or another --test-size", source)
+    with cache.write(STAGE, key) as tmp:
+        pq.write_table(arrow, tmp / "images.parquet", row_group_size=256)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+    return LabelledImages(cache.entry_path(STAGE, key), label_columns, size, summary["n_train"], summary["n_test"],
+                          skipped, computed=True)
+
+
+def decode_images(blobs, size: int) -> np.ndarray:
+    """Parquet `image` bytes -> (N, size, size, 3) float32 BGR in [0, 1]."""
+    flat = np.frombuffer(b"".join(blobs), np.uint8) if len(blobs) else np.zeros(0, np.uint8)
+    return flat.reshape(-1, size, size, 3).astype(np.float32) / 255.0
+
+
+def split_rows(images: LabelledImages, split: str) -> np.ndarray:
+    """Row positions of one split in images.parquet."""
+    return np.flatnonzero(images.table(["split"])["split"].to_numpy() == split)
+
+
+def iter_image_batches(images: LabelledImages, rows: np.ndarray,
+                       chunk_rows: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row positions, (n, size, size, 3) images) for the given rows, read row group by row group."""
+    parquet = pq.ParquetFile(images.path)
+    wanted = np.zeros(parquet.metadata.num_rows, bool)
+    wanted[rows] = True
+    start = 0
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["image"]):
+        positions = np.arange(start, start + batch.num_rows)
+        start += batch.num_rows
+        keep = positions[wanted[positions]]
+        if len(keep):
+            blobs = batch.column("image").to_pylist()
+            yield keep, decode_images([blobs[i - positions[0]] for i in keep], images.size)

@@ -1,0 +1,38 @@
+"""The one exception type for bad input: it names the file (and line) and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(Exception):
+    """Input that the pipeline cannot use. `str()` gives `file:line: problem`."""
+
+    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        """`path`: a file, or a URL (kept as text: a Path would fold its `//`)."""
+        self.message = message
+        self.path = path if isinstance(path, str) and "://" in path else Path(path) if path is not None else None
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
+        return where + self.message
+
+    def __reduce__(self):  # keep file and line when the error crosses a process boundary
+        return (DataError, (self.message, self.path, self.line))
+
+
+class DataErrors(DataError):
+    """Several problems found in one pass, reported together, with what to do about them."""
+
+    def __init__(self, problems: list[DataError], hint: str = "Fix these.", limit: int = 20):
+        self.problems, self.hint = problems, hint
+        shown = "\n  ".join(str(p) for p in problems[:limit])
+        more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+        super().__init__(f"{len(problems)} problem(s) in the input:\n  {shown}{more}\n{hint}")
+
+    def __reduce__(self):
+        return (DataErrors, (self.problems, self.hint))

@@ -1,0 +1,68 @@
+"""The DNN flows' Prefect tasks: chunks of images on a thread pool, the batch report, the colorizer's
+training and its quality report; artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.core.cache import Cache
+from tasks.dnn import reports
+from tasks.dnn.batch import DnnJob, chunked, process_image
+from tasks.dnn.colorizer import train_or_reuse_colorizer
+
+
+@task(name="dnn-images", cache_policy=NO_CACHE, task_run_name="{job.kind}-chunk-{number}")
+def chunk_task(job: DnnJob, images: list[tuple[Path, str]], number: int) -> list[dict]:
+    """A chunk of images one after another on this worker thread; skipped bad images are logged."""
+    rows = [process_image(job, path, name) for path, name in images]
+    for row in rows:
+        if row["status"] == "skipped":
+            get_run_logger().warning("Skipped %s", row["reason"])
+    return rows
+
+
+def run_chunks(job: DnnJob, images: list[tuple[Path, str]], workers: int) -> list[dict]:
+    """Every image through the network, in chunks on `workers` threads; timing rows in input order."""
+    log = get_run_logger()
+    rows: list[dict] = []
+    with ThreadPoolTaskRunner(max_workers=workers) as runner:
+        futures = [runner.submit(chunk_task, {"job": job, "images": chunk, "number": number})
+                   for number, chunk in enumerate(chunked(images, workers), start=1)]
+        for future in futures:
+            rows += future.result()
+            log.info("%s: %d of %d images", job.kind, len(rows), len(images))
+    return rows
+
+
+@task(name="dnn-report", cache_policy=NO_CACHE)
+def batch_report_task(kind: str, config: dict, out: Path, images: list[tuple[Path, str]], rows: list[dict],
+                      seconds: float, engine: str, workers: int, sheet_images: int) -> dict:
+    """Contact sheet, timing table, summary.json; the summary as a Prefect artifact."""
+    summary, text = reports.batch_report(kind, config, out, images, rows, seconds, engine, workers, sheet_images)
+    create_markdown_artifact(text, key=f"{kind}-summary", description=f"{kind} batch summary")
+    return summary
+
+
+@task(name="train-colorizer", cache_policy=NO_CACHE)
+def train_colorizer_task(data: Path, cache_dir: Path, size: int, epochs: int, batch_size: int,
+                         test_fraction: float, seed: int, max_images: int | None) -> tuple[Path, list[Path]]:
+    """Train (or reuse) the colorizer on the folder's photos; (cache entry, held-out photo paths)."""
+    return train_or_reuse_colorizer(data, Cache(cache_dir), size, epochs, batch_size, test_fraction, seed, max_images,
+                                    get_run_logger())
+
+
+@task(name="colorizer-report", cache_policy=NO_CACHE)
+def colorizer_report_task(entry: Path, held_out: list[Path], size: int, out: Path) -> dict:
+    """The colorizer copied to `out`, its held-out quality vs gray (quality.json/.md, contact sheet); artifact."""
+    result, text = reports.colorizer_report(entry, held_out, size, out)
+    create_markdown_artifact(text, key="colorizer-quality", description="Our colorizer vs leaving the photos gray")
+    get_run_logger().info("Colorizer on %d held-out photos: PSNR %.2f dB (gray %.2f), Lab error %.2f (gray %.2f)",
+                          result["photos"], result["psnr"], result["psnr_gray"], result["lab_error"],
+                          result["lab_error_gray"])
+    return result

@@ -1,0 +1,67 @@
+"""A split of the cached dataset (train.parquet or test.parquet) read back as named arrays, whole or
+in chunks. Kept apart from tasks.houses.dataset, whose code is part of the dataset's cache key.
+
+Names: "attributes" (N, F) float32 features; "montage" (N, 2t, 2t, 3) float32 BGR in [0, 1];
+"price" (N,) float64 dollars; "house" (N,) int64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ARRAY_COLUMNS = {"attributes": "features", "montage": "montage", "price": "price", "house": "house"}
+
+
+def montage_side(path: Path) -> int:
+    first = pq.ParquetFile(path).read_row_group(0, columns=["montage"])["montage"][0].as_py()
+    return math.isqrt(len(first) // 3)
+
+
+def table_arrays(table: pa.Table, names: tuple[str, ...], side: int) -> dict[str, np.ndarray]:
+    """The named arrays of some rows of a split (see ARRAY_COLUMNS)."""
+    out = {}
+    if "attributes" in names:
+        features = table["features"].combine_chunks()
+        out["attributes"] = features.flatten().to_numpy().reshape(-1, features.type.list_size).astype(np.float32)
+    if "montage" in names:
+        raw = np.frombuffer(b"".join(table["montage"].to_pylist()), np.uint8)
+        out["montage"] = raw.reshape(-1, side, side, 3).astype(np.float32) / 255.0  # (B, H, W, 3)
+    for name in ("price", "house"):
+        if name in names:
+            out[name] = table[name].to_numpy().astype(np.float64 if name == "price" else np.int64)
+    return out
+
+
+def read_split(path: Path, names: tuple[str, ...], rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Named arrays of a split held in memory; `rows` picks rows by position."""
+    table = pq.read_table(path, columns=[ARRAY_COLUMNS[n] for n in names])
+    if rows is not None:
+        table = table.take(pa.array(rows, pa.int64()))
+    return table_arrays(table, names, montage_side(path) if "montage" in names else 0)
+
+
+def iter_split(path: Path, names: tuple[str, ...], chunk_rows: int = 1024,
+               rows: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Chunks of a split read from Parquet one at a time (memory does not grow with the data)."""
+    side = montage_side(path) if "montage" in names else 0
+    wanted = None if rows is None else np.isin(np.arange(split_rows(path)), rows)
+    offset = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=[ARRAY_COLUMNS[n] for n in names]):
+        table = pa.Table.from_batches([batch])
+        if wanted is not None:
+            keep = np.flatnonzero(wanted[offset:offset + table.num_rows])
+            offset += table.num_rows
+            if not len(keep):
+                continue
+            table = table.take(pa.array(keep, pa.int64()))
+        yield table_arrays(table, names, side)
+
+
+def split_rows(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows

@@ -1,0 +1,156 @@
+"""Dataset stage: split, encode and write the training-ready Parquet files.
+
+Entry files: `train.parquet`, `test.parquet` (one row per house: house, the raw attributes,
+`features` (list<float32>, see tasks.houses.encoders), `target` (price / train maximum, float32) and
+`montage` (binary, BGR uint8 of shape (2*tile, 2*tile, 3))), `encoders.json` and `split.json`.
+Rows are in house order and written in row groups of ROW_GROUP rows, so a reader can stream them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core.cache import Cache
+from tasks.core.hashing import code_version, digest
+from tasks.houses import encoders as encoding
+from tasks.houses.ingest import ATTRIBUTE_COLUMNS
+from tasks.houses.montages import Montages
+
+STAGE = "dataset"
+ROW_GROUP = 1024
+SPLITS = ("train", "test")
+
+
+@dataclass
+class Dataset:
+    folder: Path
+    tile_size: int
+    n_train: int
+    n_test: int
+    zipcodes: list[int]
+    computed: bool
+
+    @property
+    def train_path(self) -> Path:
+        return self.folder / "train.parquet"
+
+    @property
+    def test_path(self) -> Path:
+        return self.folder / "test.parquet"
+
+    @property
+    def encoders_path(self) -> Path:
+        return self.folder / "encoders.json"
+
+    def encoders(self) -> dict:
+        return json.loads(self.encoders_path.read_text())
+
+
+def dataset_schema(n_features: int) -> pa.Schema:
+    return pa.schema(
+        [("house", pa.int64())]
+        + [(c, pa.int64() if c == "zipcode" else pa.float64()) for c in ATTRIBUTE_COLUMNS]
+        + [("features", pa.list_(pa.float32(), n_features)), ("target", pa.float32()),
+           ("montage", pa.binary())])
+
+
+def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Montages, encoders: dict) -> None:
+    """Stream montages shard by shard into the two split files; memory stays at one shard."""
+    schema = dataset_schema(len(encoders["feature_names"]))
+    rows = {}
+    for name, frame in frames.items():
+        frame = frame.sort_values("house")
+        features = encoding.encode_attributes(frame, encoders)
+        targets = encoding.scale_prices(frame["price"], encoders)
+        for i, (_, row) in enumerate(frame.iterrows()):
+            rows[int(row["house"])] = (name, [row[c] for c in ATTRIBUTE_COLUMNS], features[i], targets[i])
+    writers = {name: pq.ParquetWriter(folder / f"{name}.parquet", schema) for name in SPLITS}
+    pending: dict[str, list] = {name: [] for name in SPLITS}
+
+    def flush(name: str) -> None:
+        batch = pending[name]
+        if batch:
+            columns = list(zip(*batch))
+            writers[name].write_table(pa.table(
+                {field.name: pa.array(values, type=field.type) for field, values in zip(schema, columns)},
+                schema=schema))
+            pending[name] = []
+
+    try:
+        for shard in montages.shards:
+            table = pq.read_table(shard)
+            for house, montage in zip(table["house"].to_pylist(), table["montage"].to_pylist()):
+                if house not in rows:
+                    continue
+                name, attributes, features, target = rows[house]
+                pending[name].append((house, *attributes, features.tolist(), float(target), montage))
+                if len(pending[name]) >= ROW_GROUP:
+                    flush(name)
+        for name in SPLITS:
+            flush(name)
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def build_dataset(cache: Cache, kept: pd.DataFrame, montages: Montages, test_size: float, seed: int) -> Dataset:
+    """Split the kept houses (less those whose photos failed), fit encoders, write the files."""
+    failed = {item["house"] for item in montages.failed}
+    usable = kept[~kept["house"].isin(failed)].reset_index(drop=True)
+    attributes = usable[["house", *ATTRIBUTE_COLUMNS]]
+    key = digest(STAGE, code_version(encoding, sys.modules[__name__]), test_size, seed,
+                 montages.tile_size, attributes.to_numpy().tolist(),
+                 [shard.parent.name for shard in montages.shards])
+    folder = cache.lookup(STAGE, key)
+    computed = folder is None
+    if computed:
+        train, test = encoding.split_houses(usable, test_size, seed)
+        encoders = encoding.fit_encoders(train, usable)
+        encoders["tile_size"] = montages.tile_size
+        with cache.write(STAGE, key) as tmp:
+            _write_splits(tmp, {"train": train, "test": test}, montages, encoders)
+            (tmp / "encoders.json").write_text(json.dumps(encoders, indent=2))
+            (tmp / "split.json").write_text(json.dumps(
+                {"train": sorted(train["house"].tolist()), "test": sorted(test["house"].tolist())}))
+        folder = cache.entry_path(STAGE, key)
+    split = json.loads((folder / "split.json").read_text())
+    encoders = json.loads((folder / "encoders.json").read_text())
+    return Dataset(folder, montages.tile_size, len(split["train"]), len(split["test"]),
+                   encoders["zipcodes"], computed)
+
+
+@dataclass
+class Preprocessed:
+    """What the preprocess flow hands to the next flow: the dataset and the run's summary."""
+
+    dataset: Dataset
+    summary: dict
+
+
+def summarize(parameters: dict, houses_read: int, skipped: list[dict], montages: Montages,
+              dataset: Dataset) -> dict:
+    """What a person (and the next stage) needs to know about one preprocessing run."""
+    return {
+        "houses_read": houses_read,
+        "houses_kept": dataset.n_train + dataset.n_test,
+        "zipcodes_kept": len(dataset.zipcodes),
+        "zipcodes": dataset.zipcodes,
+        "train": dataset.n_train,
+        "test": dataset.n_test,
+        "skipped": skipped + montages.failed,
+        "parameters": parameters,
+        "dataset": str(dataset.folder),
+        "cache": {
+            "montage_shards_built": montages.computed,
+            "montage_shards_reused": montages.reused,
+            "dataset_built": dataset.computed,
+        },
+    }
+

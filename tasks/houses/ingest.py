@@ -1,0 +1,229 @@
+"""Ingest: read the attributes file, pair each house with its four photos, hash every input.
+
+A Houses-format folder holds `HousesInfo.txt` (one line per house, in order, five
+space-separated numbers: bedrooms bathrooms area zipcode price) or one CSV file with a header
+naming those columns (plus an optional `house` column with the house number), and four photos
+per house named `{n}_{bathroom,bedroom,frontal,kitchen}.{jpg,jpeg,png}`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from tasks.core.errors import DataError, DataErrors
+from tasks.core.hashing import file_sha256
+
+# Sorted by file name, as in the tutorials: this is also the montage's tile order.
+PHOTO_KINDS = ("bathroom", "bedroom", "frontal", "kitchen")
+ATTRIBUTE_COLUMNS = ("bedrooms", "bathrooms", "area", "zipcode", "price")
+SPACE_SEPARATED_NAME = "HousesInfo.txt"
+PHOTO_NAME = re.compile(r"^(\d+)_(bathroom|bedroom|frontal|kitchen)\.(jpe?g|png)$", re.IGNORECASE)
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+OnBadHouse = Literal["fail", "skip"]
+SKIP_HINT = "Fix these, or pass --on-bad-house skip to leave the affected houses out."
+
+
+@dataclass
+class Ingested:
+    """Houses that passed validation, with their photos' paths and hashes."""
+
+    data_dir: Path
+    attributes_file: Path
+    houses: pd.DataFrame  # house, ATTRIBUTE_COLUMNS, photo_<kind>, sha_<kind>
+    manifest: dict
+    skipped: list[dict] = field(default_factory=list)
+    houses_read: int = 0
+
+
+def find_attributes_file(data_dir: Path) -> Path:
+    if not data_dir.is_dir():
+        raise DataError("data folder does not exist; pass --data with a Houses-format folder", data_dir)
+    space_separated = data_dir / SPACE_SEPARATED_NAME
+    if space_separated.is_file():
+        return space_separated
+    csvs = sorted(data_dir.glob("*.csv"))
+    if len(csvs) == 1:
+        return csvs[0]
+    if not csvs:
+        raise DataError(f"no attributes file: expected {SPACE_SEPARATED_NAME} or one .csv file", data_dir)
+    names = ", ".join(p.name for p in csvs)
+    raise DataError(f"several .csv files ({names}); keep exactly one attributes file", data_dir)
+
+
+def _parse_number(text: str, column: str, path: Path, line: int) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{column} is not a number: {text!r}", path, line) from None
+    if not math.isfinite(value):
+        raise DataError(f"{column} is not a finite number: {text!r}", path, line)
+    return value
+
+
+def _validate_row(values: dict[str, float], path: Path, line: int) -> None:
+    for column in ("area", "price"):
+        if values[column] <= 0:
+            raise DataError(f"{column} must be positive, got {values[column]:g}", path, line)
+    for column in ("bedrooms", "bathrooms"):
+        if values[column] < 0:
+            raise DataError(f"{column} must not be negative, got {values[column]:g}", path, line)
+    if values["zipcode"] != int(values["zipcode"]) or values["zipcode"] <= 0:
+        raise DataError(f"zipcode must be a positive whole number, got {values['zipcode']:g}", path, line)
+
+
+def _rows_space_separated(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
+    """(house number, line number, fields); house n is line n."""
+    return [(n, n, line.split()) for n, line in enumerate(text.splitlines(), start=1)]
+
+
+def _rows_csv(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
+    reader = csv.reader(text.splitlines())
+    header = [h.strip().lower() for h in next(reader)]
+    missing = [c for c in ATTRIBUTE_COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"CSV header lacks column(s) {', '.join(missing)}; header is {header}", path, 1)
+    order = [header.index(c) for c in ATTRIBUTE_COLUMNS]
+    house_col = header.index("house") if "house" in header else None
+    rows = []
+    for position, fields in enumerate(reader, start=1):
+        line = position + 1
+        if len(fields) != len(header):
+            rows.append((position, line, fields))  # reported as a field-count problem below
+            continue
+        number = position
+        if house_col is not None:
+            try:
+                number = int(fields[house_col])
+            except ValueError:
+                raise DataError(f"house is not a whole number: {fields[house_col]!r}", path, line) from None
+        rows.append((number, line, [fields[i].strip() for i in order]))
+    return rows
+
+
+def read_attributes(path: Path) -> tuple[pd.DataFrame, list[DataError]]:
+    """Parse and validate every line. Returns the good houses and one error per bad line."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError("not a text file", path) from None
+    if not text.strip():
+        raise DataError("the attributes file is empty", path)
+    is_csv = path.suffix.lower() == ".csv"
+    rows = _rows_csv(path, text) if is_csv else _rows_space_separated(path, text)
+    records, problems, seen = [], [], {}
+    for number, line, fields in rows:
+        if not is_csv and not fields:
+            problems.append(DataError(f"empty line (house {number} has no attributes)", path, line))
+            continue
+        if len(fields) != len(ATTRIBUTE_COLUMNS):
+            problems.append(DataError(
+                f"expected {len(ATTRIBUTE_COLUMNS)} fields ({' '.join(ATTRIBUTE_COLUMNS)}), "
+                f"found {len(fields)}", path, line))
+            continue
+        try:
+            values = {c: _parse_number(f, c, path, line) for c, f in zip(ATTRIBUTE_COLUMNS, fields)}
+            _validate_row(values, path, line)
+        except DataError as error:
+            problems.append(error)
+            continue
+        if number in seen:
+            problems.append(DataError(f"house {number} also appears on line {seen[number]}", path, line))
+            continue
+        seen[number] = line
+        records.append({"house": number, "line": line, **values})
+    if not records and not problems:
+        raise DataError("the attributes file has no houses", path)
+    frame = pd.DataFrame.from_records(
+        records, columns=["house", "line", *ATTRIBUTE_COLUMNS]
+    ).astype({"house": "int64", "line": "int64", "zipcode": "int64"})
+    return frame, problems
+
+
+def _check_photo(path: Path) -> str | None:
+    """A cheap up-front check; full decoding happens when montages are built."""
+    size = path.stat().st_size
+    if size == 0:
+        return "photo is empty (0 bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not (head.startswith(JPEG_MAGIC) or head.startswith(PNG_MAGIC)):
+        return "photo is not a JPEG or PNG image"
+    return None
+
+
+def find_photos(data_dir: Path) -> dict[int, dict[str, Path]]:
+    photos: dict[int, dict[str, Path]] = {}
+    for path in data_dir.iterdir():
+        match = PHOTO_NAME.match(path.name)
+        if match:
+            photos.setdefault(int(match[1]), {})[match[2].lower()] = path
+    return photos
+
+
+def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: int = 2) -> Ingested:
+    """Read and validate a Houses-format folder; raise DataErrors listing every problem found."""
+    data_dir = Path(data_dir)
+    attributes_file = find_attributes_file(data_dir)
+    frame, problems = read_attributes(attributes_file)
+    houses_read = len(frame) + len(problems)  # one per line of the attributes file
+    bad: dict[int, str] = {}  # house -> reason, for the summary
+    for problem in problems:
+        bad_house = _house_of_line(frame, problem, attributes_file)
+        bad[bad_house] = str(problem)
+
+    photos = find_photos(data_dir)
+    for number in sorted(set(photos) - set(frame["house"]) - set(bad)):
+        problem = DataError(
+            f"photos for house {number} but {attributes_file.name} has no line for it", data_dir)
+        problems.append(problem)
+        bad[number] = str(problem)
+
+    photo_columns = {kind: [] for kind in PHOTO_KINDS}
+    for number in frame["house"]:
+        for kind in PHOTO_KINDS:
+            path = photos.get(number, {}).get(kind)
+            reason = "photo is missing" if path is None else _check_photo(path)
+            if reason:
+                shown = path or data_dir / f"{number}_{kind}.jpg"
+                problem = DataError(f"{reason} (house {number}, {kind})", shown)
+                problems.append(problem)
+                bad.setdefault(number, str(problem))
+            photo_columns[kind].append(path.name if path else "")
+
+    if problems and on_bad_house == "fail":
+        raise DataErrors(problems, SKIP_HINT)
+    for kind in PHOTO_KINDS:
+        frame[f"photo_{kind}"] = photo_columns[kind]
+    frame = frame[~frame["house"].isin(bad)].sort_values("house").reset_index(drop=True)
+    if frame.empty:
+        raise DataErrors(problems, SKIP_HINT) if problems else DataError("no houses to read", data_dir)
+
+    files = [data_dir / name for kind in PHOTO_KINDS for name in frame[f"photo_{kind}"]]
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # hashlib releases the GIL
+        hashes = list(pool.map(file_sha256, files))
+    per_kind = len(frame)
+    for i, kind in enumerate(PHOTO_KINDS):
+        frame[f"sha_{kind}"] = hashes[i * per_kind:(i + 1) * per_kind]
+    manifest = {
+        "attributes": {attributes_file.name: file_sha256(attributes_file)},
+        "photos": {f.name: h for f, h in sorted(zip(files, hashes))},
+    }
+    skipped = [{"house": n, "reason": r} for n, r in sorted(bad.items())]
+    return Ingested(data_dir, attributes_file, frame, manifest, skipped, houses_read)
+
+
+def _house_of_line(frame: pd.DataFrame, problem: DataError, attributes_file: Path) -> int:
+    """The house a bad attributes line belongs to (its line number for HousesInfo.txt)."""
+    if attributes_file.name == SPACE_SEPARATED_NAME or problem.line is None:
+        return problem.line or -1
+    return problem.line - 1  # CSV without a usable house column: position after the header

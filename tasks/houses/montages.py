@@ -1,0 +1,136 @@
+"""Montage stage: every kept house's four photos tiled into one image, cached in shards.
+
+Houses are grouped into shards by house number (1-64, 65-128, ...). A shard's cache key is
+its houses' photo hashes, the tile size and this code's version, so changing one photo
+rebuilds only the shard of that house. Each shard is a Parquet file: house (int64) and
+montage (binary, 2*tile x 2*tile x 3 BGR uint8 bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core import images
+from tasks.core.cache import Cache
+from tasks.core.errors import DataError, DataErrors
+from tasks.core.files import atomic_write_bytes
+from tasks.core.hashing import code_version, digest
+from tasks.houses import montage
+from tasks.houses.ingest import PHOTO_KINDS, SKIP_HINT, OnBadHouse
+
+SHARD_HOUSES = 64
+PROGRESS_SECONDS = 5.0
+STAGE = "montages"
+MONTAGE_SCHEMA = pa.schema([("house", pa.int64()), ("montage", pa.binary())])
+
+
+@dataclass
+class Montages:
+    tile_size: int
+    shards: list[Path]  # Parquet files, in house order
+    failed: list[dict]  # houses whose photos could not be decoded (skip mode)
+    computed: int  # shards built in this run
+    reused: int  # shards found in the cache
+
+
+def _shard_key(shard: pd.DataFrame, tile_size: int, version: str) -> str:
+    photos = shard[["house", *(f"sha_{k}" for k in PHOTO_KINDS)]].to_numpy().tolist()
+    return digest(STAGE, version, tile_size, photos)
+
+
+def _build_one(data_dir: Path, row: pd.Series, tile_size: int) -> tuple[int, bytes | None, str | None]:
+    paths = [data_dir / row[f"photo_{kind}"] for kind in PHOTO_KINDS]
+    try:
+        return row["house"], montage.house_montage(paths, tile_size).tobytes(), None
+    except DataError as error:
+        return row["house"], None, str(error)
+
+
+def _write_shard(folder: Path, results: list[tuple[int, bytes | None, str | None]]) -> None:
+    good = [(house, data) for house, data, _ in results if data is not None]
+    table = pa.table(
+        {"house": [h for h, _ in good], "montage": [d for _, d in good]}, schema=MONTAGE_SCHEMA)
+    pq.write_table(table, folder / "montages.parquet")
+    failed = [{"house": int(h), "reason": r} for h, _, r in results if r is not None]
+    (folder / "failed.json").write_text(json.dumps(failed))
+
+
+def build_montages(
+    cache: Cache,
+    data_dir: Path,
+    houses: pd.DataFrame,
+    tile_size: int,
+    on_bad_house: OnBadHouse = "fail",
+    workers: int | None = None,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> Montages:
+    """Build (or reuse) the montage shards of `houses` (an Ingested.houses frame)."""
+    log = log or logging.getLogger(__name__)
+    workers = workers or os.cpu_count() or 1
+    version = code_version(images, montage)
+    shard_ids = (houses["house"] - 1) // SHARD_HOUSES
+    groups = [group for _, group in houses.groupby(shard_ids, sort=True)]
+    keys = [_shard_key(group, tile_size, version) for group in groups]
+    found = {key: cache.lookup(STAGE, key) for key in keys}
+    todo = [(group, key) for group, key in zip(groups, keys) if found[key] is None]
+    total = sum(len(group) for group, _ in todo)
+    if todo:
+        log.info("Building montages of %d houses in %d shard(s), %d reused, %d threads",
+                 total, len(todo), len(keys) - len(todo), workers)
+    done, started, problems = 0, time.perf_counter(), []
+    last_report = started
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV releases the GIL
+        for group, key in todo:
+            rows = [row for _, row in group.iterrows()]
+            results = list(pool.map(lambda r: _build_one(data_dir, r, tile_size), rows))
+            problems += [DataError(reason) for _, _, reason in results if reason]
+            if problems and on_bad_house == "fail":
+                raise DataErrors(problems, SKIP_HINT)
+            with cache.write(STAGE, key) as folder:
+                _write_shard(folder, results)
+            found[key] = cache.entry_path(STAGE, key)
+            done += len(group)
+            now = time.perf_counter()
+            if now - last_report >= PROGRESS_SECONDS or done == total:
+                last_report = now
+                log.info("Montages: %d/%d houses (%.0f houses/s)", done, total, done / (now - started))
+    failed = [item for key in keys for item in json.loads((found[key] / "failed.json").read_text())]
+    if failed and on_bad_house == "fail":  # failures cached by an earlier skip-mode run
+        raise DataErrors([DataError(item["reason"]) for item in failed], SKIP_HINT)
+    return Montages(
+        tile_size=tile_size,
+        shards=[found[key] / "montages.parquet" for key in keys],
+        failed=failed,
+        computed=len(todo),
+        reused=len(keys) - len(todo),
+    )
+
+
+def iter_montages(shards: list[Path], tile_size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(house, (2*tile, 2*tile, 3) uint8 montage) for every house, one shard in memory at a time."""
+    side = 2 * tile_size
+    for shard in shards:
+        table = pq.read_table(shard)
+        for house, data in zip(table["house"].to_pylist(), table["montage"].to_pylist()):
+            yield house, np.frombuffer(data, np.uint8).reshape(side, side, 3)
+
+
+def export_montages(shards: list[Path], tile_size: int, out_dir: Path) -> int:
+    """Write each montage as out_dir/{house}.png; returns how many were written."""
+    count = 0
+    for house, image in iter_montages(shards, tile_size):
+        atomic_write_bytes(out_dir / f"{house}.png", images.encode_image(image, ".png"))
+        count += 1
+    return count

@@ -1,0 +1,101 @@
+"""Keras 3 functional builders for the house-price models. Each returns an uncompiled model.
+
+Inputs are named so that data can be passed as a dict: "attributes" (B, n_features) and
+"montage" (B, H, W, 3) with pixels scaled to [0, 1]. Every model ends in Dense(1, linear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from tasks.training.backbones import image_features, min_size
+
+
+def mlp_branch(n_features: int, hidden: tuple[int, ...] = (8, 4)) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """(input, last hidden layer): the tutorials' Dense 8 -> Dense 4, relu."""
+    inputs = keras.Input(shape=(n_features,), name="attributes")  # (B, F)
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, activation="relu", name=f"mlp_dense_{i}")(x)
+    return inputs, x
+
+
+@dataclass(frozen=True)
+class BackboneChoice:
+    """A Keras Applications network in place of the tutorials' conv blocks (see tasks.backbones)."""
+
+    name: str = "small"
+    weights: str = "imagenet"
+    fine_tune_layers: int = 0
+
+
+def cnn_branch(
+    montage_shape: tuple[int, int, int] = (64, 64, 3),
+    filters: tuple[int, ...] = (16, 32, 64),
+    dense: tuple[int, ...] = (16, 4),
+    dropout: float = 0.5,
+    backbone: BackboneChoice = BackboneChoice(),
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """(input, last hidden layer): conv 3x3 -> relu -> batch norm -> max pool per filter size,
+    then dense 16 -> relu -> batch norm -> dropout -> dense 4 -> relu (the tutorials' CNN).
+    With an Applications backbone, its pooled features replace the conv blocks (the montage is
+    resized up to the network's minimum input size when smaller)."""
+    inputs = keras.Input(shape=montage_shape, name="montage")  # (B, 64, 64, 3)
+    if backbone.name != "small":
+        return inputs, _backbone_head(inputs, backbone, dense, dropout)
+    x = inputs
+    for i, count in enumerate(filters):
+        x = layers.Conv2D(count, 3, padding="same", name=f"cnn_conv_{i}")(x)
+        x = layers.Activation("relu", name=f"cnn_relu_{i}")(x)
+        x = layers.BatchNormalization(name=f"cnn_bn_{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"cnn_pool_{i}")(x)  # halves H and W
+    x = layers.Flatten(name="cnn_flatten")(x)  # (B, H/2^k * W/2^k * filters[-1])
+    x = layers.Dense(dense[0], activation="relu", name="cnn_dense_0")(x)
+    x = layers.BatchNormalization(name="cnn_dense_bn")(x)
+    x = layers.Dropout(dropout, name="cnn_dropout")(x)
+    for i, units in enumerate(dense[1:], start=1):
+        x = layers.Dense(units, activation="relu", name=f"cnn_dense_{i}")(x)
+    return inputs, x
+
+
+def _backbone_head(inputs, backbone: BackboneChoice, dense: tuple[int, ...], dropout: float) -> keras.KerasTensor:
+    side = max(inputs.shape[1], min_size(backbone.name))
+    x = inputs if side == inputs.shape[1] else layers.Resizing(side, side, name="cnn_resize")(inputs)
+    x = image_features(x, backbone.name, backbone.weights, backbone.fine_tune_layers, name="cnn")  # (B, F)
+    x = layers.Dropout(dropout, name="cnn_dropout")(x)
+    for i, units in enumerate(dense):
+        x = layers.Dense(units, activation="relu", name=f"cnn_dense_{i}")(x)
+    return x
+
+
+def price_head(x: keras.KerasTensor, output_bias: float = 0.0) -> keras.KerasTensor:
+    """Dense(1, linear); starting the bias at the mean target saves the first epochs' climb."""
+    return layers.Dense(1, name="price", bias_initializer=keras.initializers.Constant(output_bias))(x)
+
+
+def build_mlp(n_features: int, hidden: tuple[int, ...] = (8, 4), output_bias: float = 0.0) -> keras.Model:
+    inputs, x = mlp_branch(n_features, hidden)
+    return keras.Model({"attributes": inputs}, price_head(x, output_bias), name="mlp")
+
+
+def build_cnn(montage_shape: tuple[int, int, int] = (64, 64, 3), filters: tuple[int, ...] = (16, 32, 64),
+              dense: tuple[int, ...] = (16, 4), dropout: float = 0.5, output_bias: float = 0.0,
+              backbone: BackboneChoice = BackboneChoice()) -> keras.Model:
+    inputs, x = cnn_branch(montage_shape, filters, dense, dropout, backbone)
+    return keras.Model({"montage": inputs}, price_head(x, output_bias), name="cnn")
+
+
+def build_mixed(n_features: int, montage_shape: tuple[int, int, int] = (64, 64, 3),
+                hidden: tuple[int, ...] = (8, 4), filters: tuple[int, ...] = (16, 32, 64),
+                dense: tuple[int, ...] = (16, 4), dropout: float = 0.5, head: int = 4,
+                output_bias: float = 0.0, backbone: BackboneChoice = BackboneChoice()) -> keras.Model:
+    """MLP and CNN branches without their heads, concatenated -> Dense(head, relu) -> Dense(1)."""
+    mlp_in, mlp_out = mlp_branch(n_features, hidden)
+    cnn_in, cnn_out = cnn_branch(montage_shape, filters, dense, dropout, backbone)
+    x = layers.Concatenate(name="concat")([mlp_out, cnn_out])  # (B, hidden[-1] + dense[-1])
+    x = layers.Dense(head, activation="relu", name="head_dense")(x)
+    return keras.Model({"attributes": mlp_in, "montage": cnn_in}, price_head(x, output_bias), name="mixed")
+

@@ -1,0 +1,80 @@
+"""Price-model training, cross-validation, evaluation and the leaderboard as Prefect tasks.
+
+Cache: the work folder `CACHE/train/KEY` is keyed by the dataset's content key, the training
+options and the code version. It holds the per-epoch checkpoint (for resume) and, once training
+has finished, `done.json`: a finished entry is reused without training again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.core.artifacts import publish
+from tasks.core.hashing import code_version, digest
+from tasks.core.splits import kfold_rows
+from tasks.houses.dataset import Dataset
+from tasks.price import data, evaluate, leaderboard, models, train
+from tasks.price.options import PriceOptions
+from tasks.training import backbones, engine, streams
+from tasks.training.progress import progress_reporter, reuse_or_train
+
+
+def training_key(dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None) -> str:
+    return digest("train", dataset.folder.name, options.model_dump(mode="json"),
+                  code_version(models, backbones, train, data, engine, streams),
+                  None if rows is None else rows.tolist())
+
+
+def train_or_reuse(cache_dir: Path, dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None,
+                   progress_key: str | None = None) -> tuple[Path, dict]:
+    """(work folder, done.json) for these options, training or resuming only when needed."""
+    log = get_run_logger()
+    folder = cache_dir / "train" / training_key(dataset, options, rows)
+    return reuse_or_train(folder, "model", lambda: train.train_model(
+        dataset.train_path, dataset.encoders(), options, folder, log, progress_reporter(log, progress_key), rows),
+        log)
+
+
+@task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
+def train_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, progress_key: str | None) -> tuple:
+    """Train (or resume, or reuse) one model on the train split: (work folder, training summary)."""
+    return train_or_reuse(cache_dir, dataset, options, progress_key=progress_key)
+
+
+@task(name="cross-validate", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
+def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int) -> list[dict]:
+    """K-fold CV by house on the train split: each fold's metrics on its held-out houses."""
+    results = []
+    for i, (fit_rows, held_out) in enumerate(kfold_rows(dataset.n_train, k, options.seed)):
+        get_run_logger().info("Cross-validation fold %d/%d: %d houses to train, %d held out",
+                              i + 1, k, len(fit_rows), len(held_out))
+        folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
+        results.append(evaluate.fold_metrics(folder / "model.keras", dataset, options, held_out))
+    return results
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOptions, out: Path,
+                  data_info: dict, cv_folds: list[dict] | None) -> dict:
+    """Test metrics, baseline, plots, report.md, metrics.json and the exported model; as artifacts too."""
+    folder, done = trained
+    metrics, report = evaluate.evaluate_model(folder / "model.keras", done, dataset, options, out, data_info,
+                                              cv_folds)
+    publish(report)
+    get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%); report: %s", metrics["mape_mean"],
+                          metrics["baseline"]["mape_mean"], (out / "report.md").resolve())
+    return metrics
+
+
+@task(name="leaderboard", cache_policy=NO_CACHE)
+def leaderboard_task(rows: list[dict], out: Path, title: str) -> dict:
+    """Rank the configurations by test MAPE; write markdown, CSV and plot."""
+    paths = leaderboard.write_price_leaderboard(rows, out, title)
+    create_markdown_artifact(paths["markdown"].read_text(), key="leaderboard", description=title)
+    return {name: str(path) for name, path in paths.items()}

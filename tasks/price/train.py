@@ -1,0 +1,84 @@
+"""Training a price model under a selected strategy (which inputs) and trainer (how batches reach
+the model), on the dataset's train split or some of its rows (cross-validation folds)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tasks.core.splits import holdout_rows
+from tasks.houses.arrays import split_rows
+from tasks.price import models
+from tasks.price.data import STRATEGY_INPUTS, TargetScale, iter_batches, load_arrays, train_prices
+from tasks.price.options import PriceOptions
+from tasks.training.engine import EpochHook, FitData, TrainResult, run_trainer
+from tasks.training.streams import chunk_stream
+
+LOSSES = {"mape": "mean_absolute_percentage_error", "mae": "mean_absolute_error",
+          "mse": "mean_squared_error", "huber": "huber"}
+
+
+def build_model(options: PriceOptions, n_features: int, side: int, output_bias: float) -> keras.Model:
+    shape = (side, side, 3)
+    backbone = models.BackboneChoice(options.backbone, options.weights, options.fine_tune_layers)
+    if options.strategy == "mlp":
+        return models.build_mlp(n_features, tuple(options.hidden), output_bias)
+    if options.strategy == "cnn":
+        return models.build_cnn(shape, tuple(options.filters), tuple(options.dense), options.dropout, output_bias,
+                                backbone)
+    return models.build_mixed(n_features, shape, tuple(options.hidden), tuple(options.filters),
+                              tuple(options.dense), options.dropout, output_bias=output_bias, backbone=backbone)
+
+
+def compile_model(model: keras.Model, options: PriceOptions) -> None:
+    """Adam with inverse-time decay (the tutorials' decay=lr/epochs) on the chosen loss."""
+    schedule = keras.optimizers.schedules.InverseTimeDecay(
+        options.learning_rate, decay_steps=1, decay_rate=options.learning_rate / options.epochs)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[options.loss])
+
+
+def train_model(train_path: Path, encoders: dict, options: PriceOptions, folder: Path,
+                log: logging.Logger | logging.LoggerAdapter | None = None,
+                report: EpochHook | None = None, rows: np.ndarray | None = None) -> TrainResult:
+    """Train (or resume) into `folder`; the best model ends as folder/model.keras.
+    `rows` restricts training (and its validation share) to those rows of the train split."""
+    log = log or logging.getLogger(__name__)
+    report = report or (lambda epoch, epochs, logs: None)
+    folder.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(options.seed)
+    tf.config.experimental.enable_op_determinism()
+    scale = TargetScale(options.target, encoders["price_max"])
+    rows = np.arange(split_rows(train_path)) if rows is None else np.asarray(rows)
+    fit_pos, val_pos = holdout_rows(len(rows), options.validation_fraction, options.seed)
+    fit_rows, val_rows = rows[fit_pos], rows[val_pos]
+    if options.trainer == "stream":  # batches come from the file; only the targets' mean is needed here
+        x, y = None, scale.to_target(train_prices(train_path)[fit_rows])
+    else:
+        x, y, _ = load_arrays(train_path, options.strategy, scale, fit_rows)
+    xv, yv, _ = load_arrays(train_path, options.strategy, scale, val_rows)
+    side = encoders["tile_size"] * 2
+    n_features = len(encoders["feature_names"])
+
+    def build(replicas: int) -> keras.Model:
+        model = build_model(options, n_features, side, float(np.mean(y)))
+        compile_model(model, options)
+        return model
+
+    def stream(batch_size: int) -> tf.data.Dataset:
+        image_input = "montage" if "montage" in STRATEGY_INPUTS[options.strategy] else None
+        return chunk_stream(lambda: iter_batches(train_path, options.strategy, scale, rows=fit_rows), len(fit_rows),
+                            batch_size, options.seed, augment=options.augment, image_input=image_input,
+                            buffer_rows=4096)
+
+    return run_trainer(build, FitData(x, y, xv, yv, stream), options, folder, log, report)
+
+
+def predict_prices(model: keras.Model, path: Path, strategy: str, scale: TargetScale,
+                   rows: np.ndarray | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(actual prices, predicted prices) for the rows of a split."""
+    x, _, prices = load_arrays(path, strategy, scale, rows)
+    return prices, scale.to_price(model.predict(x, batch_size=batch_size, verbose=0))

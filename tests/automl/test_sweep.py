@@ -1,0 +1,226 @@
+"""AutoML sweeps: budgets, real (tiny) AutoKeras searches per task, the wall-clock limit, resume
+after a kill, caching, the sweep flow on a real Prefect API and on a real Dask LocalCluster."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.automl.options import Budget, SearchSpace, parse_budgets
+from tasks.core.errors import DataError
+from tests.conftest import ROOT
+from tests.fixtures import make_houses, read_artifact, run_stages, write_photo
+
+LOG = logging.getLogger("test-sweep")
+TINY = ("--min-houses-per-zip", "3", "--tile-size", "8")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """40 houses in 3 zip codes, 16 x 16 montages: (data folder, Dataset)."""
+    folder = tmp_path_factory.mktemp("sweep")
+    data = make_houses(folder / "houses", [90000 + n % 3 for n in range(40)], photo_size=(24, 20))
+    _, dataset = run_stages(data, folder / "cache", tile_size=8)
+    return data, dataset
+
+
+def shapes_folder(root: Path) -> Path:
+    """A generated image-folder dataset: two classes of coloured shapes, 8 images each."""
+    import cv2
+
+    for label, color in (("red_square", (0, 0, 255)), ("blue_circle", (255, 0, 0))):
+        (root / label).mkdir(parents=True)
+        for i in range(8):
+            image = np.full((20, 20, 3), 255, np.uint8)
+            if label == "red_square":
+                cv2.rectangle(image, (3 + i % 3, 3), (15, 15 - i % 2), color, -1)
+            else:
+                cv2.circle(image, (10, 10), 5 + i % 3, color, -1)
+            cv2.imwrite(str(root / label / f"{i}.png"), image)
+    return root
+
+
+def test_budgets_from_strings_and_files(tmp_path):
+    assert parse_budgets(["60s", "5m:4x20", "1.5h"], 3, 10) == [
+        Budget(seconds=60, max_trials=3, epochs=10), Budget(seconds=300, max_trials=4, epochs=20),
+        Budget(seconds=5400, max_trials=3, epochs=10)]
+    assert parse_budgets(["60s", "60"], 3, 10) == [Budget(seconds=60, max_trials=3, epochs=10)]  # no repeats
+    (tmp_path / "b.json").write_text(json.dumps(["30s", {"seconds": 90, "max_trials": 2}]))
+    (tmp_path / "b.yaml").write_text("- 2m:1x5\n- {seconds: 10, epochs: 3}\n")
+    assert [b.name for b in parse_budgets([str(tmp_path / "b.json"), str(tmp_path / "b.yaml")], 3, 10)] == [
+        "30s-3x10", "90s-2x10", "120s-1x5", "10s-3x3"]
+    for bad, expected in (("0s", "above zero"), ("ten minutes", "not understood"), ("10s:0x5", "above zero")):
+        with pytest.raises(DataError, match=expected):
+            parse_budgets([bad], 3, 10)
+    (tmp_path / "bad.yaml").write_text("- {seconds: -5}\n")
+    with pytest.raises(DataError, match="bad.yaml.*budget #1"):
+        parse_budgets([str(tmp_path / "bad.yaml")], 3, 10)
+
+
+def test_image_folder_without_class_sub_folders_is_refused(tmp_path):
+    from tasks.automl.data import scan_image_folder
+
+    (tmp_path / "flat").mkdir()
+    write_photo(tmp_path / "flat" / "a.jpg", (0, 0, 255))
+    with pytest.raises(DataError, match="no labels.*sub-folder"):
+        scan_image_folder(tmp_path / "flat")
+    assert len(scan_image_folder(shapes_folder(tmp_path / "shapes"))) == 16
+
+
+def test_room_tiles_cut_montages_back_into_labelled_photos():
+    from tasks.automl.data import room_tiles
+    from tasks.houses.ingest import PHOTO_KINDS
+    from tasks.houses.montage import tile_montage
+
+    tiles = [np.full((4, 4, 3), 10 * (i + 1), np.uint8) for i in range(4)]
+    photos, rooms = room_tiles(np.stack([tile_montage(tiles, 4)] * 2).astype(np.float32))
+    assert photos.shape == (8, 4, 4, 3) and rooms.tolist() == [0, 1, 2, 3] * 2
+    for photo, room in zip(photos, rooms):
+        assert photo[0, 0, 0] == 10 * (room + 1), PHOTO_KINDS[room]
+
+
+@pytest.mark.parametrize("task", ["attributes", "photos", "mixed", "classify", "classify-folder"])
+def test_each_task_runs_a_real_search_scores_it_and_exports_a_safe_model(task, tiny, tmp_path):
+    from tasks.automl import search as automl
+    from tasks.automl.point import PointData, load_task_data, search_point
+
+    _, dataset = tiny
+    folder = shapes_folder(tmp_path / "shapes") if task == "classify-folder" else None
+    name = task.removesuffix("-folder")
+    data = PointData(dataset, folder, 0.25)
+    budget, space = Budget(seconds=120, max_trials=1, epochs=2), SearchSpace(seed=1, validation_fraction=0.2)
+    entry, result, reused = search_point(tmp_path / "cache", data, name, budget, space, LOG)
+    assert not reused and result["trials_run"] == 1 and not result["stopped_by_deadline"]
+    model = automl.load_model(entry / "best.keras")  # safe mode
+    if name == "classify":
+        classes = ["blue_circle", "red_square"] if folder else ["bathroom", "bedroom", "frontal", "kitchen"]
+        assert result["metrics"]["classes"] == classes
+        assert 0 <= result["metrics"]["accuracy"] <= 1
+        assert np.array(result["metrics"]["confusion"]).sum() == result["n_test"]
+        assert set(classes) <= set(result["metrics"]["report"])
+        assert (entry / "confusion.png").stat().st_size > 0
+        assert "precision" in (entry / "classification_report.txt").read_text()
+    else:
+        assert set(result["metrics"]) >= {"mape_mean", "mape_median", "mae", "rmse", "r2"}
+        assert result["n_test"] == dataset.n_test and (entry / "predicted_vs_actual.png").stat().st_size > 0
+    test_inputs = load_task_data(data, name, space).x_test
+    assert automl.predict(model, test_inputs).shape[0] == result["n_test"]
+    trials = list(csv.DictReader((entry / "trials.csv").open()))
+    assert len(trials) == 1 and trials[0]["status"] == "COMPLETED"
+    assert not (tmp_path / "cache" / "automl-work").exists() or not any((tmp_path / "cache" / "automl-work").iterdir())
+    again = search_point(tmp_path / "cache", data, name, budget, space, LOG)
+    assert again[2] and again[1] == result
+
+
+def test_the_wall_clock_limit_stops_the_search_and_keeps_the_best_so_far(tiny, tmp_path):
+    from tasks.automl.point import PointData, search_point
+
+    _, dataset = tiny
+    budget = Budget(seconds=4, max_trials=50, epochs=100_000)
+    started = time.perf_counter()
+    entry, result, _ = search_point(tmp_path / "cache", PointData(dataset), "attributes", budget,
+                                    SearchSpace(patience=100_000), LOG)
+    elapsed = time.perf_counter() - started
+    assert result["stopped_by_deadline"] and result["trials_run"] < 50
+    assert result["seconds"] < budget.seconds + 20 and elapsed < 60  # stopped, not run to 50 x 100000 epochs
+    assert (entry / "best.keras").stat().st_size > 0
+
+
+CHILD = """
+import logging, sys
+from pathlib import Path
+from tasks.houses.dataset import Dataset
+from tasks.automl.options import Budget, SearchSpace
+from tasks.automl.point import PointData, search_point
+folder, cache = Path(sys.argv[1]), Path(sys.argv[2])
+dataset = Dataset(folder, 8, int(sys.argv[3]), int(sys.argv[4]), [], False)
+search_point(cache, PointData(dataset), "attributes", Budget(seconds=600, max_trials=3, epochs=150),
+             SearchSpace(patience=1000), logging.getLogger("child"))
+"""
+
+
+def test_a_killed_search_resumes_from_its_finished_trials(tiny, tmp_path):
+    from tasks.automl.point import PointData, search_point
+
+    _, dataset = tiny
+    cache = tmp_path / "cache"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, dataset.folder, cache, str(dataset.n_train),
+                              str(dataset.n_test)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            done = [p for p in cache.glob("automl-work/*/project/trial_*/trial.json")
+                    if json.loads(p.read_text()).get("status") == "COMPLETED"]
+            if done:
+                break
+            time.sleep(0.2)
+        assert child.poll() is None, "the search ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    finally:
+        child.kill()
+    assert not (cache / "automl").exists() or not [p for p in (cache / "automl").iterdir() if p.is_dir()
+                                                   and not p.name.startswith(".")]  # nothing half-written
+    budget = Budget(seconds=600, max_trials=3, epochs=150)
+    _, result, reused = search_point(cache, PointData(dataset), "attributes", budget, SearchSpace(patience=1000), LOG)
+    assert not reused and result["resumed_trials"] >= 1 and result["trials_run"] == 3
+
+
+def test_sweep_flow_writes_a_leaderboard_and_computes_only_new_points(run_cli, prefect_api, tiny, tmp_path):
+    data, _ = tiny
+    out, cache = tmp_path / "sweep", tmp_path / "cache"
+    run_cli("sweep", "--data", data, "--out", out, "--cache", cache, "--tasks", "attributes,classify",
+            "--budgets", "60s:1x2", *TINY)
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert {(r["task"], r["kind"], r["budget"]) for r in rows} == {
+        ("attributes", "automl", "60s-1x2"), ("classify", "automl", "60s-1x2"), ("attributes", "hand-built", "mlp")}
+    assert {p.name for p in (out / "points").iterdir()} == {"attributes-60s-1x2", "classify-60s-1x2"}
+    assert (out / "leaderboard.png").stat().st_size > 0 and (out / "hand-built" / "mlp" / "metrics.json").is_file()
+    assert "## attributes" in read_artifact(prefect_api, "sweep-leaderboard").data
+    assert "AutoML classify" in read_artifact(prefect_api, "automl-classify-60s-1x2").data
+    assert read_artifact(prefect_api, "sweep-progress").data == 100.0
+
+    result = run_cli("sweep", "--data", data, "--out", out, "--cache", cache, "--tasks", "attributes",
+                     "--budgets", "60s:1x2,50s:1x2", "--no-hand-built", *TINY)
+    rows = {r["budget"]: r for r in csv.DictReader((out / "leaderboard.csv").open())}
+    assert rows["60s-1x2"]["reused"] == "True" and rows["50s-1x2"]["reused"] == "False"
+    assert "Leaderboard:" in result.stdout
+
+
+def test_sweep_runs_points_on_a_local_dask_cluster(run_cli, prefect_api, tiny, tmp_path):
+    data, _ = tiny
+    out = tmp_path / "sweep"
+    result = run_cli("sweep", "--data", data, "--out", out, "--cache", tmp_path / "cache", "--tasks", "attributes",
+                     "--budgets", "40s:1x2,45s:1x2", "--workers", "2", "--no-hand-built", *TINY)
+    assert "distributed.scheduler" in result.stdout + result.stderr  # a real LocalCluster ran them
+    assert len(list(csv.DictReader((out / "leaderboard.csv").open()))) == 2
+    # The workers reported to this API (not to temporary servers of their own).
+    assert "AutoML attributes" in read_artifact(prefect_api, "automl-attributes-45s-1x2").data
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--budgets", "0s"), "above zero"),
+    (("--budgets", "soon"), "not understood"),
+    (("--tasks", "regress"), "--tasks: Input should be 'attributes'"),
+    (("--dask-address", "tcp://127.0.0.1:9"), "no Dask scheduler answers"),
+    (("--workers", "2", "--dask-address", "tcp://127.0.0.1:9"), "not both"),
+    (("--tasks", "classify", "--classify-data", "FLAT"), "no labels"),
+])
+def test_bad_sweep_input_is_refused_before_any_search(run_cli, tiny, tmp_path, args, expected):
+    data, _ = tiny
+    (tmp_path / "flat").mkdir()
+    write_photo(tmp_path / "flat" / "a.jpg", (0, 0, 255))
+    args = [str(tmp_path / "flat") if a == "FLAT" else a for a in args]
+    result = run_cli("sweep", "--data", data, "--out", tmp_path / "out", "--cache", tmp_path / "cache", *args,
+                     check=False)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    assert not (tmp_path / "cache").exists()

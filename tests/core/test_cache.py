@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks.core.cache import Cache
+from tasks.core.files import atomic_write_json
+
+
+def _fill(cache: Cache, key: str, text: str) -> Path:
+    with cache.write("stage", key) as folder:
+        (folder / "a.txt").write_text(text)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "b.bin").write_bytes(b"x" * 100)
+    return cache.entry_path("stage", key)
+
+
+def test_written_entry_is_found_with_its_files(tmp_path: Path):
+    cache = Cache(tmp_path)
+    assert cache.lookup("stage", "k1") is None
+    _fill(cache, "k1", "hello")
+    found = cache.lookup("stage", "k1")
+    assert found is not None and (found / "a.txt").read_text() == "hello"
+    assert json.loads((found / "_entry.json").read_text())["files"] == {"a.txt": 5, "sub/b.bin": 100}
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "delete-listing"])
+def test_damaged_entry_is_never_a_hit(tmp_path: Path, damage: str):
+    cache = Cache(tmp_path)
+    entry = _fill(cache, "k1", "hello")
+    if damage == "delete":
+        (entry / "sub" / "b.bin").unlink()
+    elif damage == "truncate":
+        (entry / "a.txt").write_text("he")
+    else:
+        (entry / "_entry.json").unlink()
+    assert cache.lookup("stage", "k1") is None
+    assert not entry.exists()  # removed, so the next write starts clean
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path):
+    cache = Cache(tmp_path)
+    with pytest.raises(RuntimeError):
+        with cache.write("stage", "k1") as folder:
+            (folder / "half.txt").write_text("half")
+            raise RuntimeError("boom")
+    assert cache.lookup("stage", "k1") is None
+    assert list((tmp_path / "stage").iterdir()) == []
+
+
+def _write_slowly(root: str, started) -> None:
+    with Cache(Path(root)).write("stage", "k1") as folder:
+        (folder / "part.txt").write_text("partial")
+        started.set()
+        time.sleep(60)
+
+
+def test_killed_writer_leaves_only_a_temporary_folder_that_is_swept(tmp_path: Path):
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    process = context.Process(target=_write_slowly, args=(str(tmp_path), started))
+    process.start()
+    assert started.wait(60)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    cache = Cache(tmp_path)
+    assert cache.lookup("stage", "k1") is None
+    assert [p.name.startswith(".tmp-") for p in (tmp_path / "stage").iterdir()] == [True]
+    _fill(cache, "k1", "complete")  # the next write sweeps the dead run's folder
+    assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["k1"]
+
+
+def _race(root: str, text: str, barrier) -> None:
+    barrier.wait()
+    for _ in range(20):
+        cache = Cache(Path(root))
+        if cache.lookup("stage", "k1") is None:
+            _fill(cache, "k1", text)
+
+
+def test_concurrent_writers_of_one_key_leave_one_complete_entry(tmp_path: Path):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    processes = [context.Process(target=_race, args=(str(tmp_path), "same", barrier)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    entry = Cache(tmp_path).lookup("stage", "k1")
+    assert entry is not None and (entry / "a.txt").read_text() == "same"
+    assert [p.name for p in (tmp_path / "stage").iterdir()] == ["k1"]
+
+
+def test_atomic_json_replaces_whole_file(tmp_path: Path):
+    path = tmp_path / "out" / "summary.json"
+    atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["summary.json"]

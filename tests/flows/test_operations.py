@@ -1,0 +1,169 @@
+"""Operations against a real Prefect server started here on 127.0.0.1 (`prefect server start`,
+SQLite): deployments served by `python -m flows serve`, runs triggered through the API, their
+artifacts and final states read back, schedules, parameter validation, and the UI in a browser."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.fixtures import make_houses
+
+TINY = {"min_houses_per_zip": 3, "tile_size": 8, "epochs": 2, "batch_size": 4}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`prefect server start` on a free port with its own PREFECT_HOME; (api url, ui url, env)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    log = (home / "server.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).status == 200,
+              180, "the Prefect server")
+        yield f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", env
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def served(server, tmp_path_factory):
+    """`python -m flows serve` running against the server until the module ends."""
+    api, _, env = server
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    process = subprocess.Popen([sys.executable, "-m", "flows", "serve"], cwd=ROOT, env=env,
+                               stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly")), 180,
+              f"the deployments to be served (log: {log_path})")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def _client_call(api: str, call):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def run():
+        async with get_client() as client:
+            return await call(client)
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        return asyncio.run(run())
+
+
+def _run_deployment(api: str, name: str, parameters: dict):
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        return run_deployment(name, parameters=parameters, timeout=600, poll_interval=1)
+
+
+@pytest.fixture(scope="module")
+def houses(tmp_path_factory) -> Path:
+    return make_houses(tmp_path_factory.mktemp("ops") / "houses", [90000 + n % 3 for n in range(40)],
+                       photo_size=(24, 20))
+
+
+def test_a_served_deployment_runs_through_the_api_and_reports_artifacts(server, served, houses, tmp_path):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    api, _, _ = server
+    config = {"data": str(houses), "cache": str(tmp_path / "cache"), "out": str(tmp_path / "out"),
+              "strategy": "mlp", **TINY}
+    run = _run_deployment(api, "train/nightly", {"config": config})
+    assert run.state.is_completed(), run.state.message
+    assert run.name.startswith("train-mlp-fit-houses-")
+    assert (tmp_path / "out" / "metrics.json").is_file()
+    artifacts = _client_call(api, lambda c: c.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))))
+    assert {"train-metrics", "train-report"} <= {a.key for a in artifacts}
+    progress = _client_call(api, lambda c: c.read_artifacts(
+        artifact_filter=ArtifactFilter(key={"any_": ["train-progress"]})))
+    assert any(a.data == 100.0 for a in progress)
+    tasks = _client_call(api, lambda c: c.read_task_runs())
+    assert {"ingest", "build-montages", "build-dataset", "train", "evaluate"} <= {t.name.rsplit("-", 1)[0]
+                                                                                  for t in tasks}
+
+
+def test_schedules_are_registered_with_their_cron_and_timezone(server, served):
+    api, _, _ = server
+    nightly = _client_call(api, lambda c: c.read_deployment_by_name("train/nightly"))
+    weekly = _client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly"))
+    assert [(s.schedule.cron, s.schedule.timezone) for s in nightly.schedules] == [("0 2 * * *", "Europe/London")]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in weekly.schedules] == [("0 3 * * 0", "Europe/London")]
+    assert set(nightly.tags) == {"houses", "train"}
+    assert nightly.parameter_openapi_schema["definitions"]["TrainConfig"]["properties"]["trainer"]["enum"] == [
+        "fit", "stream", "batch", "distributed"]
+
+
+@pytest.mark.parametrize("config, field", [({"epochs": 0}, "epochs"), ({"trainer": "magic"}, "trainer"),
+                                           ({"budgets": []}, "budgets")])
+def test_invalid_parameters_are_rejected_by_the_api(server, served, config, field):
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    api, _, _ = server
+    name = "sweep/weekly" if field == "budgets" else "train/nightly"
+    deployment = _client_call(api, lambda c: c.read_deployment_by_name(name))
+    with pytest.raises(PrefectHTTPStatusError) as raised:
+        _client_call(api, lambda c: c.create_flow_run_from_deployment(deployment.id, parameters={"config": config}))
+    assert raised.value.response.status_code in (409, 422) and field in raised.value.response.text
+
+
+def test_a_failed_run_says_why_in_its_final_state(server, served, tmp_path):
+    api, _, _ = server
+    missing = tmp_path / "no-such-folder"
+    run = _run_deployment(api, "preprocess/on-demand", {"config": {"data": str(missing), "cache": str(tmp_path / "c"),
+                                                                   "out": str(tmp_path / "o")}})
+    assert run.state.is_failed()
+    assert str(missing) in run.state.message, run.state.message
+
+
+def test_the_ui_shows_the_run_by_name(server, served, houses, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (run `make browser` as root to install Debian's chromium)")
+    api, ui, _ = server
+    config = {"data": str(houses), "cache": str(tmp_path / "cache"), "out": str(tmp_path / "out"), "strategy": "mlp",
+              **TINY}
+    run = _run_deployment(api, "train/nightly", {"config": config})
+    page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+                           "--dump-dom", f"{ui}/runs/flow-run/{run.id}"], capture_output=True, text=True, timeout=120)
+    assert run.name in page.stdout

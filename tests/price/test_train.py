@@ -1,0 +1,175 @@
+"""Trainers on a tiny generated dataset (tile 8 -> 16x16 montages), through the real Keras/TF."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tasks.price.data import TargetScale, load_arrays
+from tasks.price.options import PriceOptions
+from tasks.price.train import predict_prices, train_model
+from tests.conftest import ROOT
+from tests.fixtures import checkpoint_state as read_state
+from tests.fixtures import make_houses, run_stages
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    data = make_houses(folder / "houses", [90000 + n % 3 for n in range(40)], photo_size=(24, 20))
+    _, dataset = run_stages(data, folder / "cache", tile_size=8)
+    return dataset
+
+
+def _train(dataset, tmp_path: Path, **options):
+    opts = PriceOptions(**{"epochs": 2, "batch_size": 4, **options})
+    return train_model(dataset.train_path, dataset.encoders(), opts, tmp_path / "work"), opts
+
+
+@pytest.mark.parametrize("strategy", ["mlp", "cnn", "mixed"])
+@pytest.mark.parametrize("trainer", ["fit", "stream", "batch", "distributed"])
+def test_every_trainer_trains_every_strategy(tiny_dataset, tmp_path, strategy, trainer):
+    result, options = _train(tiny_dataset, tmp_path, strategy=strategy, trainer=trainer, validation_fraction=0.2)
+    assert result.epochs_run == 2
+    assert len(result.history["loss"]) == 2 and len(result.history["val_loss"]) == 2
+    assert all(np.isfinite(result.history["loss"]))
+    model = keras.models.load_model(result.model_path, safe_mode=True)
+    scale = TargetScale(options.target, tiny_dataset.encoders()["price_max"])
+    actual, predicted = predict_prices(model, tiny_dataset.test_path, strategy, scale)
+    assert predicted.shape == actual.shape and np.all(np.isfinite(predicted))
+
+
+def test_stream_with_augmentation(tiny_dataset, tmp_path):
+    result, _ = _train(tiny_dataset, tmp_path, strategy="cnn", trainer="stream",
+                       augment=["rotation", "zoom", "shift", "flip"])
+    assert result.epochs_run == 2
+
+
+def test_same_seed_same_results_on_cpu(tiny_dataset, tmp_path):
+    first, _ = _train(tiny_dataset, tmp_path / "a", strategy="mixed", epochs=3)
+    second, _ = _train(tiny_dataset, tmp_path / "b", strategy="mixed", epochs=3)
+    other, _ = _train(tiny_dataset, tmp_path / "c", strategy="mixed", epochs=3, seed=7)
+    assert first.history == second.history
+    assert first.history != other.history
+
+
+def test_batch_loop_honours_early_stopping(tiny_dataset, tmp_path):
+    result, _ = _train(tiny_dataset, tmp_path, strategy="mlp", trainer="batch", epochs=200,
+                       learning_rate=0.5, early_stopping=2)
+    assert result.epochs_run < 200
+    assert result.best_epoch == result.epochs_run - 2
+
+
+def test_validation_rows_are_held_out(tiny_dataset, tmp_path):
+    result, _ = _train(tiny_dataset, tmp_path, validation_fraction=0.25)
+    assert result.n_train + result.n_validation == tiny_dataset.n_train
+    assert result.n_validation == round(0.25 * tiny_dataset.n_train)
+
+
+def test_cnn_inputs_are_scaled_montages(tiny_dataset):
+    x, y, prices = load_arrays(tiny_dataset.train_path, "mixed", TargetScale("log", 1.0))
+    assert x["montage"].shape == (tiny_dataset.n_train, 16, 16, 3)
+    assert 0 <= x["montage"].min() and x["montage"].max() <= 1
+    np.testing.assert_allclose(np.exp(y), prices, rtol=1e-5)
+
+
+RESUMABLE = """
+import sys
+from pathlib import Path
+from tasks.price.train import train_model
+from tasks.price.options import PriceOptions
+from tasks.houses.dataset import Dataset
+import json
+folder = Path(sys.argv[1])
+encoders = json.loads((folder / "encoders.json").read_text())
+options = PriceOptions(strategy="mlp", epochs=int(sys.argv[3]), batch_size=4)
+result = train_model(folder / "train.parquet", encoders, options, Path(sys.argv[2]))
+print("RESUMED_FROM", result.resumed_from_epoch, "EPOCHS", result.epochs_run, "HISTORY", len(result.history["loss"]))
+"""
+
+
+def test_killed_training_resumes_from_the_last_epoch(tiny_dataset, tmp_path):
+    work = tmp_path / "work"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-c", RESUMABLE, str(tiny_dataset.folder), str(work), "60"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = read_state(work) if work.is_dir() else None
+        if state and state["epoch"] >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = read_state(work)["epoch"]
+    assert 3 <= done_before < 60
+
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    words = finished.stdout.split()
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    resumed_from = int(words[words.index("RESUMED_FROM") + 1])
+    assert resumed_from >= done_before
+    assert int(words[words.index("EPOCHS") + 1]) == 60
+    assert int(words[words.index("HISTORY") + 1]) == 60  # one history entry per epoch, none repeated
+
+
+DISTRIBUTED = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO)
+from pathlib import Path
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tasks.price.train import train_model
+from tasks.price.options import PriceOptions
+folder = Path(sys.argv[1])
+encoders = json.loads((folder / "encoders.json").read_text())
+options = PriceOptions(strategy="mixed", trainer="distributed", epochs=2, batch_size=4)
+result = train_model(folder / "train.parquet", encoders, options, Path(sys.argv[2]))
+print("REPLICAS", result.replicas, "EPOCHS", result.epochs_run)
+"""
+
+
+def test_distributed_uses_two_logical_cpu_devices(tiny_dataset, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(tiny_dataset.folder), str(tmp_path / "w")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "REPLICAS 2 EPOCHS 2" in result.stdout
+    assert "MirroredStrategy over 2 logical CPU devices" in result.stderr
+
+
+def test_strategy_defaults_fill_only_what_was_not_given(monkeypatch):
+    from tasks.price import options as training_options
+
+    monkeypatch.setitem(training_options.STRATEGY_DEFAULTS, "cnn", {"batch_size": 32})
+    assert PriceOptions(strategy="cnn").batch_size == 32
+    assert PriceOptions(strategy="cnn", batch_size=4).batch_size == 4
+    assert PriceOptions(strategy="mlp").batch_size == 8
+
+
+def test_configs_pass_strategy_defaults_through():
+    from flows.config import CompareConfig, TrainConfig
+
+    assert TrainConfig(strategy="cnn").training_options().target == "scaled"
+    assert TrainConfig(strategy="cnn", target="log").training_options().target == "log"
+    assert TrainConfig(strategy="mlp").training_options().target == "log"
+    compare = CompareConfig(epochs=3)
+    assert compare.training_options("cnn", "fit").target == "scaled"
+    assert compare.training_options("cnn", "stream").epochs == 3
+
+
+def test_early_stopping_keeps_a_validation_share():
+    # mlp and cnn fit on every train house by default; asking for early stopping brings the share back
+    assert PriceOptions(strategy="cnn").validation_fraction == 0
+    assert PriceOptions(strategy="cnn", early_stopping=5).validation_fraction == 0.1
+    with pytest.raises(ValueError, match="early stopping watches the validation houses"):
+        PriceOptions(strategy="mlp", early_stopping=5, validation_fraction=0)
