@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.cli import add_config_arguments, config_from_args, run_command
+from flows.cli import Parser, add_config_arguments, config_from_args, prepare_flow_logging, run_command
 from flows.config import (
     ClassifyConfig,
     ColorizeConfig,
@@ -18,6 +18,8 @@ from flows.config import (
     TrainColorizerConfig,
     TrainConfig,
 )
+from tasks.core import paths
+from tasks.core.errors import DataError
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -68,6 +70,10 @@ def _serve(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from tasks.price.predict import predict_new_houses
 
+    paths.check_input_folder("--model", args.model)
+    paths.check_input_file("--house", args.house)
+    if args.photos is not None:
+        paths.check_input_folder("--photos", args.photos)
     table = predict_new_houses(args.model, args.house, args.photos)
     print(table.to_string(index=False, formatters={"predicted_price": "${:,.0f}".format}))
 
@@ -75,6 +81,10 @@ def _predict(args: argparse.Namespace) -> None:
 def _compact(args: argparse.Namespace) -> None:
     from tasks.houses.compact import compact_dataset
 
+    paths.check_input_folder("SOURCE", args.source)
+    if args.target.exists():
+        raise DataError(f"TARGET {args.target}: already exists; choose a new folder")
+    paths.check_output_folder("TARGET", args.target, {"SOURCE": args.source})
     count = compact_dataset(args.source, args.target, args.max_side)
     print(f"Wrote {count} photos to {args.target}")
 
@@ -95,6 +105,8 @@ def _classify(args: argparse.Namespace) -> None:
 def _house_labels(args: argparse.Namespace) -> None:
     from tasks.classify.house_labels import write_house_labels
 
+    paths.check_input_folder("--data", args.data)
+    paths.check_output_file("--out", args.out, {"--data": args.data})
     summary = write_house_labels(args.data, args.out, args.test_size, args.seed)
     print(f"Wrote {summary['photos']} labelled photos of {summary['houses']} houses ({summary['train_houses']} train, "
           f"{summary['test_houses']} test) to {args.out}; price tiers split at "
@@ -104,6 +116,11 @@ def _house_labels(args: argparse.Namespace) -> None:
 def _predict_labels(args: argparse.Namespace) -> None:
     from tasks.classify.predict import draw_labels, format_prediction, predict_labels
 
+    paths.check_input_folder("--model", args.model)
+    for image in args.images:
+        paths.check_input_file("IMAGE", image)
+    if args.draw:
+        paths.check_output_folder("--draw", args.draw, {"--model": args.model})
     for result in predict_labels(args.model, args.images):
         print(format_prediction(result))
         if args.draw:
@@ -136,9 +153,11 @@ def _models(args: argparse.Namespace) -> None:
         for name, model in sorted(PUBLISHED.items()):
             print(f"{name:>20}  {model.kind:<8} {', '.join(model.files)}  {model.options}  ({model.note})")
     elif args.action == "fetch":
+        paths.check_output_folder("--dir", args.dir)
         for path in fetch_model(args.name, args.dir, args.base_url):
             print(f"{path}  (sha256 recorded in {args.dir / 'models.lock.json'})")
     else:
+        paths.check_output_file("PATH", args.path)
         print(TOY_NETWORKS[args.name](args.path))
 
 
@@ -146,8 +165,14 @@ def _first_sentence(doc: str) -> str:
     return " ".join(doc.split()).split(". ")[0].rstrip(".") + "."
 
 
+FLOW_COMMANDS = {"preprocess", "train", "compare", "sweep", "serve", "classify", "stylize", "colorize",
+                 "train-colorizer"}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m flows", description=__doc__)
+    parser = Parser(prog="python -m flows", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error on "
+                        "the screen (it always goes to the error log, .house-pipeline/logs/errors.log)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     preprocess = commands.add_parser(
@@ -247,8 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: args.handler(args))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+
+    def run() -> None:
+        if args.command in FLOW_COMMANDS:
+            prepare_flow_logging(debug)
+        args.handler(args)
+
+    return run_command(run, debug)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def _run_name() -> str:
 @flow(name="classify", flow_run_name=_run_name)
 def classify_flow(config: ClassifyConfig) -> dict:
     """Train a multilabel or multioutput image classifier and write its report under `config.out`."""
+    config.check_paths()
     if config.data is None:
         houses = resolve_data_task(config.houses, config.cache)  # a folder, or a URL of a zip (downloaded once)
         source = house_labels_task(houses, config.out / "house-labels.csv", config.test_size, config.split_seed)

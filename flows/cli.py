@@ -7,14 +7,25 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 import types
 import typing
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from tasks.core.errors import DataError
+from tasks.core.state import error_log
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one line for a bad command line (not the whole usage): what is wrong, where to look."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
 
 
 def _option(name: str) -> str:
@@ -80,8 +91,11 @@ def _key_values(text: str) -> dict[str, float]:
 
 
 def config_from_args(model: type[BaseModel], args: argparse.Namespace) -> BaseModel:
+    """The flow's config from the command line, its paths checked before any work."""
     values = {name: getattr(args, name) for name in model.model_fields if hasattr(args, name)}
-    return model(**values)
+    config = model(**values)
+    config.check_paths()
+    return config
 
 
 class _ShortenBadInputLogs(logging.Filter):
@@ -104,8 +118,48 @@ def _shorten_bad_input_logs() -> None:
         logging.getLogger(name).addFilter(_ShortenBadInputLogs())
 
 
-def run_command(run: Callable[[], object]) -> int:
-    """Run a command; bad input and invalid parameters become a message and exit code 2."""
+class _TracebacksToTheLog(logging.Filter):
+    """On the console, an error's traceback is replaced by where it was written (the error log and the
+    run's logs in the Prefect UI keep it whole)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            record.msg, record.args = f"{record.getMessage()} (traceback in {error_log()})", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def prepare_flow_logging(debug: bool) -> None:
+    """For a flow command: Prefect's console shows one line per error unless --debug; every warning and
+    error, tracebacks included, also goes to the error log."""
+    import prefect.main  # noqa: F401  (sets up Prefect's logging now: its console handler is filtered here, and a
+    #                                   handler already on the root logger would make Prefect drop its console)
+
+    root = logging.getLogger()
+    if any(getattr(handler, "house_pipeline", False) for handler in root.handlers):
+        return  # prepared already (several commands in one process)
+    to_file = logging.FileHandler(error_log())
+    to_file.house_pipeline = True
+    to_file.setLevel(logging.WARNING)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers.insert(0, to_file)  # before the console, which drops the traceback from the record
+    if not debug:
+        for handler in root.handlers[1:]:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.addFilter(_TracebacksToTheLog())
+
+
+def _record_crash(error: BaseException) -> Path:
+    path = error_log()
+    with open(path, "a") as handle:
+        handle.write(f"{datetime.now():%Y-%m-%d %H:%M:%S} {' '.join(sys.argv)}\n")
+        handle.write("".join(traceback.format_exception(error)) + "\n")
+    return path
+
+
+def run_command(run: Callable[[], object], debug: bool = False) -> int:
+    """Run a command. Bad input and invalid parameters become one line and exit code 2; anything
+    unexpected becomes one line naming the error and where its traceback is, and exit code 1."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _shorten_bad_input_logs()
     try:
@@ -122,4 +176,12 @@ def run_command(run: Callable[[], object]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # the last line of defence: a bug or the environment, never a traceback
+        if debug:
+            traceback.print_exception(error)
+        where = _record_crash(error)
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        print(f"error: unexpected {type(error).__name__}: {first}" + ("" if debug else
+              f" (the traceback is in {where}; run again with --debug to see it here)"), file=sys.stderr)
+        return 1
     return 0

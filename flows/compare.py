@@ -31,6 +31,7 @@ def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> 
 @flow(name="compare", flow_run_name=lambda: f"compare-{datetime.now():%Y%m%d-%H%M%S}")
 def compare_flow(config: CompareConfig) -> list[dict]:
     """Train every strategy x trainer on one split, `max_parallel` at once; rank them."""
+    config.check_paths()
     preprocessed = preprocess_flow(config.preprocess_config())
     info = data_info(config, preprocessed.summary)
     runner = ThreadPoolTaskRunner(max_workers=config.max_parallel)

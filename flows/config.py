@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -9,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.automl.options import Budget, ImageBlock, SearchSpace, SweepTask, Tuner, parse_budgets
 from tasks.classify.options import ClassifierOptions
+from tasks.core import paths
+from tasks.core.download import is_url
+from tasks.core.errors import DataError
 from tasks.price.options import PriceOptions, PriceSettings, Strategy
 from tasks.training.options import Trainer
 
@@ -43,6 +47,16 @@ class DataOptions(BaseModel):
                                                   "or photo: stop with an error, or leave it out and "
                                                   "list it in the summary.")
 
+    def data_inputs(self) -> dict[str, Path]:
+        """The input folders nothing may be written into: --data when it is a local folder."""
+        return {} if is_url(self.data) else {"--data": Path(self.data).expanduser()}
+
+    def check_paths(self) -> None:
+        """Every path option, before any work (see tasks.core.paths)."""
+        for option, folder in self.data_inputs().items():
+            paths.check_input_folder(option, folder)
+        paths.check_output_folder("--cache", self.cache, self.data_inputs())
+
 
 class PreprocessConfig(DataOptions):
     """Ingest a Houses-format dataset and build the cached, training-ready Parquet files."""
@@ -53,12 +67,22 @@ class PreprocessConfig(DataOptions):
     export_montages: Path | None = Field(None, description="Also write each kept house's montage "
                                          "as DIR/{house}.png.")
 
+    def check_paths(self) -> None:
+        super().check_paths()
+        paths.check_output_folder("--out", self.out, self.data_inputs())
+        if self.export_montages is not None:
+            paths.check_output_folder("--export-montages", self.export_montages, self.data_inputs())
+
 
 class RunOptions(DataOptions):
     """Data options plus the run's output folder and train/test split seed."""
 
     out: Path = Field(Path("runs/run"), description="Output folder.")
     split_seed: int = Field(42, description="Seed of the train/test split (42: the tutorials').")
+
+    def check_paths(self) -> None:
+        super().check_paths()
+        paths.check_output_folder("--out", self.out, self.data_inputs())
 
     def preprocess_config(self) -> PreprocessConfig:
         return options_for(PreprocessConfig, self, out=self.out / "preprocess", seed=self.split_seed)
@@ -127,6 +151,12 @@ class SweepConfig(RunOptions):
     def budget_points(self) -> list[Budget]:
         return parse_budgets(self.budgets, self.max_trials, self.epochs)
 
+    def check_paths(self) -> None:
+        super().check_paths()
+        if self.classify_data is not None:
+            paths.check_input_folder("--classify-data", self.classify_data)
+            paths.check_output_folder("--out", self.out, {"--classify-data": self.classify_data})
+
     def checked_budgets(self) -> list[Budget]:
         """The budget points, after checking every input that can be checked before any search."""
         if "classify" in self.tasks and self.classify_data is not None:
@@ -168,6 +198,20 @@ class ClassifyConfig(ClassifierOptions):
     def classifier_options(self) -> ClassifierOptions:
         return options_for(ClassifierOptions, self)
 
+    def check_paths(self) -> None:
+        inputs = {}
+        if self.data is not None:
+            if self.data.suffix.lower() == ".csv":
+                paths.check_input_file("--data", self.data)
+            else:
+                paths.check_input_folder("--data", self.data)
+                inputs["--data"] = self.data
+        elif not is_url(self.houses):
+            paths.check_input_folder("--houses", Path(self.houses))
+            inputs["--houses"] = Path(self.houses)
+        paths.check_output_folder("--cache", self.cache, inputs)
+        paths.check_output_folder("--out", self.out, inputs)
+
 DEFAULT_IMAGES = str(PROJECT_ROOT / "data" / "houses" / "*_frontal.jpg")
 Backend = Literal["default", "opencv", "cuda"]
 Target = Literal["cpu", "cuda", "cuda_fp16", "opencl"]
@@ -192,6 +236,27 @@ class DnnRunOptions(BaseModel):
                                                   "decoded: report and skip it, or stop with an error.")
     limit: int | None = Field(None, ge=1, description="Process only the first N images (sorted by path).")
     sheet_images: int = Field(12, ge=1, le=200, description="Images shown on the contact sheet (the first N).")
+
+    def input_folder(self) -> Path | None:
+        """The folder the input images are in (a folder given, a glob's fixed part, a file's folder)."""
+        spec = Path(self.input).expanduser()
+        if glob.has_magic(self.input):
+            fixed = next((p for p in spec.parents if not glob.has_magic(str(p))), Path("."))
+            return fixed if fixed.is_dir() else None
+        return spec if spec.is_dir() else spec.parent if spec.is_file() else None
+
+    def check_paths(self) -> None:
+        spec = Path(self.input).expanduser()
+        if not glob.has_magic(self.input) and not spec.exists():
+            raise DataError(f"--input {self.input}: no such file or folder; pass an image, a folder of images "
+                            "or a quoted glob like 'photos/*.jpg'")
+        for option in ("model", "prototxt", "points"):  # the last two: colorize only
+            if getattr(self, option, None) is not None:
+                paths.check_input_file(f"--{option}", getattr(self, option))
+        folder = self.input_folder()
+        inputs = {"--input": folder} if folder is not None else {}
+        paths.check_output_folder("--cache", self.cache, inputs)
+        paths.check_output_folder("--out", self.out, inputs)
 
 
 class StylizeConfig(DnnRunOptions):
@@ -235,6 +300,11 @@ class TrainColorizerConfig(BaseModel):
     test_fraction: float = Field(0.1, gt=0, lt=0.9, description="Share of photos held out for the quality report.")
     seed: int = Field(42, description="Seed of the split and the training.")
     max_images: int | None = Field(None, ge=4, description="Use only the first N photos (sorted by name).")
+
+    def check_paths(self) -> None:
+        paths.check_input_folder("--data", self.data)
+        paths.check_output_folder("--cache", self.cache, {"--data": self.data})
+        paths.check_output_folder("--out", self.out, {"--data": self.data})
 
     @model_validator(mode="after")
     def _multiple_of_8(self) -> TrainColorizerConfig:

@@ -53,6 +53,7 @@ def _need_model(config: DnnRunOptions, example: str) -> Path:
 @flow(name="stylize", flow_run_name=lambda: f"stylize-{datetime.now():%Y%m%d-%H%M%S}")
 def stylize_flow(config: StylizeConfig) -> dict:
     """Style every input image with a fast neural style network; outputs under `config.out`."""
+    config.check_paths()
     _need_model(config, "models/candy.t7, or models/mosaic-9.onnx --mean 0,0,0 --swap-rb")
     settings = {"width": config.width, "mean": list(config.mean), "swap_rb": config.swap_rb}
     return _run_batch("stylize", config, settings)
@@ -63,6 +64,7 @@ def colorize_flow(config: ColorizeConfig) -> dict:
     """Colorize every input image (its L kept, ab predicted); outputs under `config.out`."""
     from tasks.dnn.colorizer import sidecar_size
 
+    config.check_paths()
     model = _need_model(config, "runs/colorizer/colorizer.onnx")
     size = config.size or sidecar_size(model) or 224
     return _run_batch("colorize", config, {"size": size}, config.prototxt, config.points)
@@ -71,6 +73,7 @@ def colorize_flow(config: ColorizeConfig) -> dict:
 @flow(name="train-colorizer", flow_run_name=lambda: f"train-colorizer-{datetime.now():%Y%m%d-%H%M%S}")
 def train_colorizer_flow(config: TrainColorizerConfig) -> dict:
     """Train (or reuse) our colorizer, export it to ONNX, report held-out quality vs the gray baseline."""
+    config.check_paths()
     entry, held_out = train_colorizer_task(config.data, config.cache, config.size, config.epochs,
                                            config.batch_size, config.test_fraction, config.seed, config.max_images)
     return colorizer_report_task(entry, held_out, config.size, config.out)

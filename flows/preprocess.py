@@ -27,6 +27,7 @@ def _run_name() -> str:
 @flow(name="preprocess", flow_run_name=_run_name)
 def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
     """Build the training-ready, cached dataset; writes summary.json under `config.out`."""
+    config.check_paths()
     started = time.perf_counter()
     data_dir = resolve_data_task(config.data, config.cache)
     ingested = ingest_task(data_dir, config.on_bad_house)

@@ -69,6 +69,7 @@ def sweep_points_flow(config: SweepConfig, preprocessed: Preprocessed, budgets: 
 @flow(name="sweep", flow_run_name=_run_name)
 def sweep_flow(config: SweepConfig) -> list[dict]:
     """AutoKeras sweep over budgets; leaderboard under `config.out`."""
+    config.check_paths()
     budgets = config.checked_budgets()
     runner = points_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
     preprocessed = preprocess_flow(config.preprocess_config())

@@ -19,6 +19,7 @@ def _run_name() -> str:
 @flow(name="train", flow_run_name=_run_name)
 def train_flow(config: TrainConfig) -> dict:
     """Train one model on the houses and write its report under `config.out`."""
+    config.check_paths()
     preprocessed = preprocess_flow(config.preprocess_config())
     dataset, options = preprocessed.dataset, config.training_options()
     trained = train_task(config.cache, dataset, options, progress_key="train-progress")

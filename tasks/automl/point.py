@@ -20,6 +20,7 @@ from tasks.automl.options import Budget, SearchSpace
 from tasks.core.cache import Cache
 from tasks.core.files import atomic_write_bytes, atomic_write_json, replacing_folder
 from tasks.core.hashing import code_version, digest, file_sha256
+from tasks.core.locks import exclusive
 from tasks.core.tables import write_csv
 from tasks.houses.dataset import Dataset
 
@@ -80,19 +81,29 @@ def load_task_data(data: PointData, sweep_task: str, space: SearchSpace):
 
 def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budget, space: SearchSpace,
                  log: logging.Logger | logging.LoggerAdapter) -> tuple[Path, dict, bool]:
-    """(cache entry, result, reused): search, evaluate on the test split and store, unless stored."""
+    """(cache entry, result, reused): search, evaluate on the test split and store, unless stored. One run
+    at a time per point: a second sweep computing the same point waits, then reuses the first one's."""
+    cache, key = Cache(cache_dir, log), point_key(data, sweep_task, budget, space)
+    with exclusive(cache_dir / "locks" / f"{STAGE}-{key}.lock", f"AutoML point {sweep_task}/{budget.name}", log):
+        hit = cache.lookup(STAGE, key)
+        if hit is not None:
+            log.info("Reusing AutoML point %s/%s (same data, budget, search space and code)", sweep_task,
+                     budget.name)
+            return hit, json.loads((hit / "result.json").read_text()), True
+        entry = _search_and_store(cache, key, data, sweep_task, budget, space, log)
+        return entry, json.loads((entry / "result.json").read_text()), False
+
+
+def _search_and_store(cache: Cache, key: str, data: PointData, sweep_task: str, budget: Budget, space: SearchSpace,
+                      log: logging.Logger | logging.LoggerAdapter) -> Path:
+    """Search within the budget, evaluate the best model on the test split, store the entry; its folder."""
     from tasks.automl import search
     from tasks.training import metrics, plots
 
-    cache, key = Cache(cache_dir), point_key(data, sweep_task, budget, space)
-    hit = cache.lookup(STAGE, key)
-    if hit is not None:
-        log.info("Reusing AutoML point %s/%s (same data, budget, search space and code)", sweep_task, budget.name)
-        return hit, json.loads((hit / "result.json").read_text()), True
     task_data = load_task_data(data, sweep_task, space)
     log.info("AutoML %s, budget %s: %d to search, %d validation, %d test samples", sweep_task, budget.name,
              len(task_data.y_fit), len(task_data.y_val), len(task_data.y_test))
-    work = cache_dir / WORK / key
+    work = cache.root / WORK / key
     found = search.run_search(sweep_task, task_data, budget, space, work, log)
     predicted = search.predict(found.model, task_data.x_test)
     result = {"task": sweep_task, "budget": budget.model_dump() | {"name": budget.name},
@@ -118,7 +129,7 @@ def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budg
             plots.plot_confusion(scores["confusion"], task_data.classes, tmp / "confusion.png")
         atomic_write_json(tmp / "result.json", result)
     shutil.rmtree(work, ignore_errors=True)
-    return cache.entry_path(STAGE, key), result, False
+    return cache.entry_path(STAGE, key)
 
 
 def copy_point(entry: Path, target: Path) -> Path:

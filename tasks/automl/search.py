@@ -29,8 +29,8 @@ from tasks.training.saved_models import load_keras_model
 
 # Harmless noise of AutoKeras on Keras 3.10: single inputs given as arrays rather than one-item
 # lists, and optimizer state not restored when a trial's best weights are loaded for inference.
-QUIET = (("The structure of `inputs` doesn't match", UserWarning), ("Skipping variable loading for optimizer",
-                                                                  UserWarning))
+QUIET = (("The structure of `inputs` doesn't match", UserWarning),
+         ("Skipping variable loading for optimizer", UserWarning))
 
 
 def _image_block(space: SearchSpace) -> ak.ImageBlock:
@@ -172,4 +172,7 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 def load_model(path: Path) -> keras.Model:
     """A sweep point's best model (AutoKeras layers registered), in safe mode."""
-    return load_keras_model(path, "AutoML model", custom_objects=ak.CUSTOM_OBJECTS)
+    with warnings.catch_warnings():
+        for message, category in QUIET:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        return load_keras_model(path, "AutoML model", custom_objects=ak.CUSTOM_OBJECTS)

@@ -26,9 +26,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tasks.core import hashing
+from tasks.core import hashing, parquet
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.images import images_by_subfolder, read_image
@@ -57,7 +56,7 @@ class LabelledImages:
         return self.folder / "images.parquet"
 
     def table(self, columns: list[str] | None = None) -> pd.DataFrame:
-        return pq.read_table(self.path, columns=columns).to_pandas()
+        return parquet.read_table(self.path, columns=columns).to_pandas()
 
 
 def read_folder_layout(folder: Path, label_names: list[str]) -> pd.DataFrame:
@@ -79,7 +78,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     """A CSV manifest: `path` plus label columns (and optional group, split), validated line by line."""
     if not path.is_file():
         raise DataError("manifest not found", path)
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a byte-order mark is passed over
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         if "path" not in header:
@@ -193,7 +192,7 @@ def build_labelled_images(cache: Cache, source: Path, label_names: list[str], si
         raise DataError(f"the split left {summary['n_train']} train and {summary['n_test']} test images; "
                         "give more images or another --test-size", source)
     with cache.write(STAGE, key) as tmp:
-        pq.write_table(arrow, tmp / "images.parquet", row_group_size=256)
+        parquet.write_table(arrow, tmp / "images.parquet", row_group_size=256)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return LabelledImages(cache.entry_path(STAGE, key), label_columns, size, summary["n_train"], summary["n_test"],
                           skipped, computed=True)
@@ -213,11 +212,11 @@ def split_rows(images: LabelledImages, split: str) -> np.ndarray:
 def iter_image_batches(images: LabelledImages, rows: np.ndarray,
                        chunk_rows: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row positions, (n, size, size, 3) images) for the given rows, read row group by row group."""
-    parquet = pq.ParquetFile(images.path)
-    wanted = np.zeros(parquet.metadata.num_rows, bool)
+    parquet_file = parquet.open_file(images.path)
+    wanted = np.zeros(parquet_file.metadata.num_rows, bool)
     wanted[rows] = True
     start = 0
-    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=["image"]):
+    for batch in parquet_file.iter_batches(batch_size=chunk_rows, columns=["image"]):
         positions = np.arange(start, start + batch.num_rows)
         start += batch.num_rows
         keep = positions[wanted[positions]]

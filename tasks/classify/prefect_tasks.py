@@ -40,7 +40,8 @@ def labelled_images_task(cache_dir: Path, source: Path, label_names: list[str], 
                          seed: int, on_bad_image: images.OnBadImage) -> images.LabelledImages:
     """Validate, split, resize and cache the images as Parquet (reused when nothing changed)."""
     log = get_run_logger()
-    built = images.build_labelled_images(Cache(cache_dir), source, label_names, size, test_size, seed, on_bad_image)
+    built = images.build_labelled_images(Cache(cache_dir, log), source, label_names, size, test_size, seed,
+                                         on_bad_image)
     log.info("%s %d train + %d test images at %d px, labels %s", "Prepared" if built.computed else "Reusing cached",
              built.n_train, built.n_test, size, ", ".join(built.label_columns))
     for bad in built.skipped:

@@ -1,23 +1,29 @@
-"""A content-keyed cache of folders: an entry is complete or absent, never half-written.
+"""A content-keyed cache of folders: an entry is complete and verified, or absent.
 
-Layout: `ROOT/STAGE/KEY/` holds a stage's output files plus `_entry.json`, which lists each
-file with its size. An entry is written in a temporary folder `ROOT/STAGE/.tmp-PID-RANDOM` and
-renamed into place in one step, so a killed run leaves only a temporary folder that no lookup
-trusts (and the next run removes). If two runs build the same entry at once, the first rename
-wins and the other run's copy is thrown away: both produced the same content from the same key.
-A lookup checks that every listed file is still there with its size; an entry with a deleted or
-truncated file is removed and rebuilt, never returned.
+Layout: `ROOT/STAGE/KEY/` holds a stage's output files plus `_entry.json`, which lists each file
+with its size and sha256. An entry is written in a temporary folder `ROOT/STAGE/.tmp-PID-RANDOM`
+and renamed into place in one step, so a killed run leaves only a temporary folder that no lookup
+trusts (and the next run removes). If two runs build the same entry at once, the first rename wins
+and the other run's copy is thrown away: both produced the same content from the same key.
+
+A lookup checks every listed file's content, not only that it is there with its size: a file
+deleted, truncated or damaged in place (a flipped bit, a partial copy over an old file) makes the
+entry damaged; it is reported in the log, removed and rebuilt, never returned. Parquet files carry
+page checksums too (`tasks.core.parquet`), so a page damaged after the lookup is caught on read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from tasks.core.hashing import file_sha256
 
 ENTRY_FILE = "_entry.json"
 
@@ -32,31 +38,52 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def listing(folder: Path) -> dict[str, dict]:
+    """{file: {"size", "sha256"}} for every file below `folder` (the entry listing's content)."""
+    return {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": file_sha256(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ENTRY_FILE}
+
+
+def damage(folder: Path) -> str | None:
+    """Why the entry in `folder` cannot be trusted, or None when every listed file is as it was written."""
+    try:
+        files = json.loads((folder / ENTRY_FILE).read_text())["files"]
+        expected = {name: (item["size"], item["sha256"]) for name, item in files.items()}
+    except FileNotFoundError:
+        return "no entry listing (an unfinished or foreign folder)"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its {ENTRY_FILE} is unreadable"
+    for name, (size, sha256) in expected.items():
+        path = folder / name
+        try:
+            if path.stat().st_size != size:
+                return f"{name} has {path.stat().st_size} bytes, {size} were written"
+            if file_sha256(path) != sha256:
+                return f"{name} changed since it was written (sha256 differs)"
+        except OSError:
+            return f"{name} is missing"
+    return None
+
+
 class Cache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, log: logging.Logger | logging.LoggerAdapter | None = None):
         self.root = Path(root)
+        self.log = log or logging.getLogger(__name__)
 
     def entry_path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
     def lookup(self, stage: str, key: str) -> Path | None:
-        """The entry's folder if it is complete, else None (a damaged entry is removed)."""
+        """The entry's folder if it is complete and verified, else None (a damaged entry is removed)."""
         path = self.entry_path(stage, key)
-        listing = path / ENTRY_FILE
-        try:
-            files = json.loads(listing.read_text())["files"]
-        except (OSError, ValueError, KeyError):
-            if path.exists():
-                self._remove(path)
+        if not path.exists():
             return None
-        for name, size in files.items():
-            try:
-                if (path / name).stat().st_size != size:
-                    raise FileNotFoundError(name)
-            except OSError:
-                self._remove(path)
-                return None
-        return path
+        problem = damage(path)
+        if problem is None:
+            return path
+        self.log.warning("Cache entry %s/%s is damaged (%s): removed, it will be rebuilt", stage, key[:12], problem)
+        self._remove(path)
+        return None
 
     @contextlib.contextmanager
     def write(self, stage: str, key: str) -> Iterator[Path]:
@@ -68,12 +95,7 @@ class Cache:
         tmp.mkdir()
         try:
             yield tmp
-            files = {
-                str(p.relative_to(tmp)): p.stat().st_size
-                for p in sorted(tmp.rglob("*"))
-                if p.is_file()
-            }
-            (tmp / ENTRY_FILE).write_text(json.dumps({"key": key, "files": files}, indent=1))
+            (tmp / ENTRY_FILE).write_text(json.dumps({"key": key, "files": listing(tmp)}, indent=1))
             try:
                 os.rename(tmp, stage_dir / key)
             except OSError:

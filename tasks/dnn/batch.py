@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import threading
@@ -99,10 +100,11 @@ def run_network(job: DnnJob, image):
     return colorize.colorize(net, image, job.settings["size"])
 
 
-def process_image(job: DnnJob, path: Path, name: str) -> dict:
+def process_image(job: DnnJob, path: Path, name: str,
+                  log: logging.Logger | logging.LoggerAdapter | None = None) -> dict:
     """One image: reuse its cached output or compute it; write it to OUT/name. A timing row."""
     row = {"image": name, "status": "done", "width": "", "height": "", "ms": 0.0, "reason": ""}
-    cache = Cache(job.cache_dir)
+    cache = Cache(job.cache_dir, log)
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -25,6 +25,7 @@ from tasks.core.errors import DataError
 from tasks.core.files import atomic_write_json
 from tasks.core.hashing import bytes_sha256, code_version, digest
 from tasks.core.images import read_image
+from tasks.core.locks import exclusive
 from tasks.dnn import colorize as colorize_module
 from tasks.dnn.colorize import L_OFFSET, colorize, merge_ab, to_lab
 from tasks.dnn.images import resolve_inputs
@@ -162,14 +163,25 @@ def train_or_reuse_colorizer(data: Path, cache: Cache, size: int, epochs: int, b
     train, test = split_photos(photos, test_fraction, seed)
     key = digest(STAGE, [bytes_sha256(p.read_bytes()) for p, _ in photos], size, epochs, batch_size, test_fraction,
                  seed, code_version(sys.modules[__name__], onnx_export, colorize_module))
-    entry = cache.lookup(STAGE, key)
-    if entry is not None:
-        log.info("Colorizer reused from the cache (%s)", entry)
-        return entry, [p for p, _ in test]
-    log.info("Training the colorizer on %d photos (%d held out) at %d px, %d epochs", len(train), len(test),
+    with exclusive(cache.root / "locks" / f"{STAGE}-{key}.lock", "this colorizer", log):
+        entry = cache.lookup(STAGE, key)
+        if entry is not None:
+            log.info("Colorizer reused from the cache (%s)", entry)
+        else:
+            entry = _train_and_store(cache, key, [image for _, image in train], size, epochs, batch_size, seed,
+                                     len(test), log)
+    return entry, [p for p, _ in test]
+
+
+def _train_and_store(cache: Cache, key: str, train: list[np.ndarray], size: int, epochs: int, batch_size: int,
+                     seed: int, n_test: int, log: logging.Logger | logging.LoggerAdapter) -> Path:
+    """Train, export to ONNX, check the export against Keras through cv2.dnn, store the entry; its folder."""
+    from tasks.dnn import onnx_export
+
+    log.info("Training the colorizer on %d photos (%d held out) at %d px, %d epochs", len(train), n_test,
              size, epochs)
     start = time.perf_counter()
-    model, history = train_colorizer([image for _, image in train], size, epochs, batch_size, seed, log)
+    model, history = train_colorizer(train, size, epochs, batch_size, seed, log)
     with cache.write(STAGE, key) as tmp:
         model.save(tmp / "colorizer.keras")
         onnx_path = onnx_export.keras_to_onnx(model, tmp / "colorizer.onnx")
@@ -177,7 +189,7 @@ def train_or_reuse_colorizer(data: Path, cache: Cache, size: int, epochs: int, b
         if worst > 1e-2:
             raise RuntimeError(f"the ONNX export differs from Keras by up to {worst:.3g} ab units")
         write_sidecar(onnx_path, size, {
-            "epochs": epochs, "batch_size": batch_size, "train_photos": len(train), "test_photos": len(test),
+            "epochs": epochs, "batch_size": batch_size, "train_photos": len(train), "test_photos": n_test,
             "seed": seed, "export_max_abs_diff": worst, "train_seconds": round(time.perf_counter() - start, 1),
             "loss": history["loss"]})
-    return cache.entry_path(STAGE, key), [p for p, _ in test]
+    return cache.entry_path(STAGE, key)

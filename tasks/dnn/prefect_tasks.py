@@ -20,10 +20,11 @@ from tasks.dnn.colorizer import train_or_reuse_colorizer
 @task(name="dnn-images", cache_policy=NO_CACHE, task_run_name="{job.kind}-chunk-{number}")
 def chunk_task(job: DnnJob, images: list[tuple[Path, str]], number: int) -> list[dict]:
     """A chunk of images one after another on this worker thread; skipped bad images are logged."""
-    rows = [process_image(job, path, name) for path, name in images]
+    log = get_run_logger()
+    rows = [process_image(job, path, name, log) for path, name in images]
     for row in rows:
         if row["status"] == "skipped":
-            get_run_logger().warning("Skipped %s", row["reason"])
+            log.warning("Skipped %s", row["reason"])
     return rows
 
 
@@ -53,8 +54,9 @@ def batch_report_task(kind: str, config: dict, out: Path, images: list[tuple[Pat
 def train_colorizer_task(data: Path, cache_dir: Path, size: int, epochs: int, batch_size: int,
                          test_fraction: float, seed: int, max_images: int | None) -> tuple[Path, list[Path]]:
     """Train (or reuse) the colorizer on the folder's photos; (cache entry, held-out photo paths)."""
-    return train_or_reuse_colorizer(data, Cache(cache_dir), size, epochs, batch_size, test_fraction, seed, max_images,
-                                    get_run_logger())
+    log = get_run_logger()
+    return train_or_reuse_colorizer(data, Cache(cache_dir, log), size, epochs, batch_size, test_fraction, seed,
+                                    max_images, log)
 
 
 @task(name="colorizer-report", cache_policy=NO_CACHE)

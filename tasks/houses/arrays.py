@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from tasks.core import parquet
 
 ARRAY_COLUMNS = {"attributes": "features", "montage": "montage", "price": "price", "house": "house"}
 
 
 def montage_side(path: Path) -> int:
-    first = pq.ParquetFile(path).read_row_group(0, columns=["montage"])["montage"][0].as_py()
+    first = parquet.open_file(path).read_row_group(0, columns=["montage"])["montage"][0].as_py()
     return math.isqrt(len(first) // 3)
 
 
@@ -40,7 +41,7 @@ def table_arrays(table: pa.Table, names: tuple[str, ...], side: int) -> dict[str
 
 def read_split(path: Path, names: tuple[str, ...], rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Named arrays of a split held in memory; `rows` picks rows by position."""
-    table = pq.read_table(path, columns=[ARRAY_COLUMNS[n] for n in names])
+    table = parquet.read_table(path, columns=[ARRAY_COLUMNS[n] for n in names])
     if rows is not None:
         table = table.take(pa.array(rows, pa.int64()))
     return table_arrays(table, names, montage_side(path) if "montage" in names else 0)
@@ -52,7 +53,8 @@ def iter_split(path: Path, names: tuple[str, ...], chunk_rows: int = 1024,
     side = montage_side(path) if "montage" in names else 0
     wanted = None if rows is None else np.isin(np.arange(split_rows(path)), rows)
     offset = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=[ARRAY_COLUMNS[n] for n in names]):
+    columns = [ARRAY_COLUMNS[n] for n in names]
+    for batch in parquet.open_file(path).iter_batches(batch_size=chunk_rows, columns=columns):
         table = pa.Table.from_batches([batch])
         if wanted is not None:
             keep = np.flatnonzero(wanted[offset:offset + table.num_rows])
@@ -64,4 +66,4 @@ def iter_split(path: Path, names: tuple[str, ...], chunk_rows: int = 1024,
 
 
 def split_rows(path: Path) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
+    return parquet.open_file(path).metadata.num_rows

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from tasks.core import parquet
 from tasks.core.cache import Cache
 from tasks.core.hashing import code_version, digest
 from tasks.houses import encoders as encoding
@@ -71,7 +71,7 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
         targets = encoding.scale_prices(frame["price"], encoders)
         for i, (_, row) in enumerate(frame.iterrows()):
             rows[int(row["house"])] = (name, [row[c] for c in ATTRIBUTE_COLUMNS], features[i], targets[i])
-    writers = {name: pq.ParquetWriter(folder / f"{name}.parquet", schema) for name in SPLITS}
+    writers = {name: parquet.writer(folder / f"{name}.parquet", schema) for name in SPLITS}
     pending: dict[str, list] = {name: [] for name in SPLITS}
 
     def flush(name: str) -> None:
@@ -85,7 +85,7 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
 
     try:
         for shard in montages.shards:
-            table = pq.read_table(shard)
+            table = parquet.read_table(shard)
             for house, montage in zip(table["house"].to_pylist(), table["montage"].to_pylist()):
                 if house not in rows:
                     continue

@@ -43,6 +43,7 @@ class Ingested:
     manifest: dict
     skipped: list[dict] = field(default_factory=list)
     houses_read: int = 0
+    notes: list[str] = field(default_factory=list)  # what was passed over, for the log
 
 
 def find_attributes_file(data_dir: Path) -> Path:
@@ -81,12 +82,46 @@ def _validate_row(values: dict[str, float], path: Path, line: int) -> None:
         raise DataError(f"zipcode must be a positive whole number, got {values['zipcode']:g}", path, line)
 
 
+@dataclass
+class Attributes:
+    """The attributes file read: good houses, one problem per bad line (with its house), and notes on
+    what was passed over because its meaning is clear (as the tutorials' pandas reader does)."""
+
+    houses: pd.DataFrame  # house, line, ATTRIBUTE_COLUMNS
+    problems: list[tuple[int, DataError]]  # (house, problem)
+    notes: list[str]
+
+
+def _text(path: Path, notes: list[str]) -> str:
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError("not a text file (or not UTF-8); save it as plain UTF-8 text", path) from None
+    if text.startswith("\ufeff"):
+        notes.append(f"{path.name}: passed over the byte-order mark at its start")
+        text = text[1:]
+    lines = text.splitlines()
+    trailing = 0
+    while lines and not lines[-1].strip():
+        lines.pop()
+        trailing += 1
+    if trailing and lines:
+        notes.append(f"{path.name}: passed over {trailing} blank line(s) at its end")
+    return "\n".join(lines)
+
+
 def _rows_space_separated(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
     """(house number, line number, fields); house n is line n."""
-    return [(n, n, line.split()) for n, line in enumerate(text.splitlines(), start=1)]
+    rows = [(n, n, line.split()) for n, line in enumerate(text.splitlines(), start=1)]
+    first = [f.lower() for f in rows[0][2]] if rows else []
+    if sorted(first) == sorted(ATTRIBUTE_COLUMNS):
+        raise DataError(f"line 1 is a header ({' '.join(first)}), but {SPACE_SEPARATED_NAME} has none: line n holds "
+                        "house n; remove the header, or save the table as a .csv file with a header", path, 1)
+    return rows
 
 
-def _rows_csv(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
+def _rows_csv(path: Path, text: str, notes: list[str]) -> list[tuple[int, int, list[str]]]:
+    """(house number, line number, fields); blank lines are passed over (they are no row)."""
     reader = csv.reader(text.splitlines())
     header = [h.strip().lower() for h in next(reader)]
     missing = [c for c in ATTRIBUTE_COLUMNS if c not in header]
@@ -94,9 +129,12 @@ def _rows_csv(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
         raise DataError(f"CSV header lacks column(s) {', '.join(missing)}; header is {header}", path, 1)
     order = [header.index(c) for c in ATTRIBUTE_COLUMNS]
     house_col = header.index("house") if "house" in header else None
-    rows = []
-    for position, fields in enumerate(reader, start=1):
-        line = position + 1
+    rows, blank, position = [], [], 0
+    for line, fields in enumerate(reader, start=2):
+        if not any(f.strip() for f in fields):
+            blank.append(line)
+            continue
+        position += 1
         if len(fields) != len(header):
             rows.append((position, line, fields))  # reported as a field-count problem below
             continue
@@ -107,37 +145,39 @@ def _rows_csv(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
             except ValueError:
                 raise DataError(f"house is not a whole number: {fields[house_col]!r}", path, line) from None
         rows.append((number, line, [fields[i].strip() for i in order]))
+    if blank:
+        notes.append(f"{path.name}: passed over blank line(s) {', '.join(map(str, blank[:10]))}"
+                     + (" ..." if len(blank) > 10 else ""))
     return rows
 
 
-def read_attributes(path: Path) -> tuple[pd.DataFrame, list[DataError]]:
-    """Parse and validate every line. Returns the good houses and one error per bad line."""
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise DataError("not a text file", path) from None
+def read_attributes(path: Path) -> Attributes:
+    """Parse and validate every line: the good houses, one problem per bad line, and notes."""
+    notes: list[str] = []
+    text = _text(path, notes)
     if not text.strip():
         raise DataError("the attributes file is empty", path)
     is_csv = path.suffix.lower() == ".csv"
-    rows = _rows_csv(path, text) if is_csv else _rows_space_separated(path, text)
+    rows = _rows_csv(path, text, notes) if is_csv else _rows_space_separated(path, text)
     records, problems, seen = [], [], {}
     for number, line, fields in rows:
         if not is_csv and not fields:
-            problems.append(DataError(f"empty line (house {number} has no attributes)", path, line))
+            problems.append((number, DataError(f"empty line (house {number} has no attributes; line n holds house n, "
+                                               "so a blank line cannot be passed over)", path, line)))
             continue
         if len(fields) != len(ATTRIBUTE_COLUMNS):
-            problems.append(DataError(
+            problems.append((number, DataError(
                 f"expected {len(ATTRIBUTE_COLUMNS)} fields ({' '.join(ATTRIBUTE_COLUMNS)}), "
-                f"found {len(fields)}", path, line))
+                f"found {len(fields)}", path, line)))
             continue
         try:
             values = {c: _parse_number(f, c, path, line) for c, f in zip(ATTRIBUTE_COLUMNS, fields)}
             _validate_row(values, path, line)
         except DataError as error:
-            problems.append(error)
+            problems.append((number, error))
             continue
         if number in seen:
-            problems.append(DataError(f"house {number} also appears on line {seen[number]}", path, line))
+            problems.append((number, DataError(f"house {number} also appears on line {seen[number]}", path, line)))
             continue
         seen[number] = line
         records.append({"house": number, "line": line, **values})
@@ -146,7 +186,7 @@ def read_attributes(path: Path) -> tuple[pd.DataFrame, list[DataError]]:
     frame = pd.DataFrame.from_records(
         records, columns=["house", "line", *ATTRIBUTE_COLUMNS]
     ).astype({"house": "int64", "line": "int64", "zipcode": "int64"})
-    return frame, problems
+    return Attributes(frame, problems, notes)
 
 
 def _check_photo(path: Path) -> str | None:
@@ -174,12 +214,11 @@ def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: in
     """Read and validate a Houses-format folder; raise DataErrors listing every problem found."""
     data_dir = Path(data_dir)
     attributes_file = find_attributes_file(data_dir)
-    frame, problems = read_attributes(attributes_file)
+    attributes = read_attributes(attributes_file)
+    frame = attributes.houses
+    problems = [problem for _, problem in attributes.problems]
     houses_read = len(frame) + len(problems)  # one per line of the attributes file
-    bad: dict[int, str] = {}  # house -> reason, for the summary
-    for problem in problems:
-        bad_house = _house_of_line(frame, problem, attributes_file)
-        bad[bad_house] = str(problem)
+    bad = {house: str(problem) for house, problem in attributes.problems}  # house -> reason, for the summary
 
     photos = find_photos(data_dir)
     for number in sorted(set(photos) - set(frame["house"]) - set(bad)):
@@ -219,11 +258,4 @@ def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: in
         "photos": {f.name: h for f, h in sorted(zip(files, hashes))},
     }
     skipped = [{"house": n, "reason": r} for n, r in sorted(bad.items())]
-    return Ingested(data_dir, attributes_file, frame, manifest, skipped, houses_read)
-
-
-def _house_of_line(frame: pd.DataFrame, problem: DataError, attributes_file: Path) -> int:
-    """The house a bad attributes line belongs to (its line number for HousesInfo.txt)."""
-    if attributes_file.name == SPACE_SEPARATED_NAME or problem.line is None:
-        return problem.line or -1
-    return problem.line - 1  # CSV without a usable house column: position after the header
+    return Ingested(data_dir, attributes_file, frame, manifest, skipped, houses_read, attributes.notes)

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tasks.core import images
+from tasks.core import images, parquet
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.files import atomic_write_bytes
@@ -62,7 +61,7 @@ def _write_shard(folder: Path, results: list[tuple[int, bytes | None, str | None
     good = [(house, data) for house, data, _ in results if data is not None]
     table = pa.table(
         {"house": [h for h, _ in good], "montage": [d for _, d in good]}, schema=MONTAGE_SCHEMA)
-    pq.write_table(table, folder / "montages.parquet")
+    parquet.write_table(table, folder / "montages.parquet")
     failed = [{"house": int(h), "reason": r} for h, _, r in results if r is not None]
     (folder / "failed.json").write_text(json.dumps(failed))
 
@@ -122,7 +121,7 @@ def iter_montages(shards: list[Path], tile_size: int) -> Iterator[tuple[int, np.
     """(house, (2*tile, 2*tile, 3) uint8 montage) for every house, one shard in memory at a time."""
     side = 2 * tile_size
     for shard in shards:
-        table = pq.read_table(shard)
+        table = parquet.read_table(shard)
         for house, data in zip(table["house"].to_pylist(), table["montage"].to_pylist()):
             yield house, np.frombuffer(data, np.uint8).reshape(side, side, 3)
 

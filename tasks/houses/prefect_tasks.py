@@ -34,16 +34,18 @@ def _retry_only_transient(task, task_run, state) -> bool:
       retry_condition_fn=_retry_only_transient)
 def resolve_data_task(source: str, cache_dir: Path) -> Path:
     """Local folder as is; a URL is downloaded once (retried: network I/O)."""
-    return resolve_data_source(source, Cache(cache_dir))
+    return resolve_data_source(source, Cache(cache_dir, get_run_logger()))
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(data_dir: Path, on_bad_house: ingest.OnBadHouse) -> ingest.Ingested:
     """Read and validate attributes and photos; hash every input file."""
+    log = get_run_logger()
     result = ingest.ingest_houses(data_dir, on_bad_house)
-    get_run_logger().info("Read %d houses from %s (%d photos hashed, %d skipped)",
-                          result.houses_read, result.attributes_file, 4 * len(result.houses),
-                          len(result.skipped))
+    for note in result.notes:
+        log.info("Note: %s", note)
+    log.info("Read %d houses from %s (%d photos hashed, %d skipped)", result.houses_read, result.attributes_file,
+             4 * len(result.houses), len(result.skipped))
     return result
 
 
@@ -61,7 +63,7 @@ def montages_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame, tile_si
                   on_bad_house: ingest.OnBadHouse) -> montages.Montages:
     """Tile each house's four photos; shards keyed by photo content."""
     log = get_run_logger()
-    result = montages.build_montages(Cache(cache_dir), data_dir, houses, tile_size, on_bad_house, log=log)
+    result = montages.build_montages(Cache(cache_dir, log), data_dir, houses, tile_size, on_bad_house, log=log)
     log.info("Montage shards: %d built, %d reused from the cache", result.computed, result.reused)
     return result
 
@@ -70,8 +72,9 @@ def montages_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame, tile_si
 def dataset_task(cache_dir: Path, kept: pd.DataFrame, built: montages.Montages,
                  test_size: float, seed: int) -> Dataset:
     """Split, fit encoders on train, write train/test Parquet."""
-    result = build_dataset(Cache(cache_dir), kept, built, test_size, seed)
-    get_run_logger().info("Dataset %s: %d train, %d test houses (%s)", result.folder.name[:12],
+    log = get_run_logger()
+    result = build_dataset(Cache(cache_dir, log), kept, built, test_size, seed)
+    log.info("Dataset %s: %d train, %d test houses (%s)", result.folder.name[:12],
                           result.n_train, result.n_test, "built" if result.computed else "reused")
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,34 +43,88 @@ def read_new_houses(path: Path) -> pd.DataFrame:
     return frame
 
 
-def predict_new_houses(model_dir: Path, houses_csv: Path, photos_dir: Path | None) -> pd.DataFrame:
-    for name in ("model.keras", "encoders.json", "training.json"):
-        if not (model_dir / name).is_file():
-            raise DataError(f"not a model folder: {name} is missing (use the model/ folder of a train run)", model_dir)
-    encoders = json.loads((model_dir / "encoders.json").read_text())
-    training = json.loads((model_dir / "training.json").read_text())
-    strategy = training["options"]["strategy"]
-    houses = read_new_houses(houses_csv)
-    inputs: dict[str, np.ndarray] = {}
-    if "attributes" in STRATEGY_INPUTS[strategy]:
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{what} is unreadable ({type(error).__name__}); use the model/ folder of a train run, whole",
+                        path) from None
+    if not isinstance(value, dict):
+        raise DataError(f"{what} is not a JSON object; use the model/ folder of a train run", path)
+    return value
+
+
+@dataclass
+class PriceModel:
+    """A trained price model with what it needs to price new houses: its encoders and target scale."""
+
+    model: object  # keras.Model
+    encoders: dict
+    strategy: str
+    scale: TargetScale
+
+    @classmethod
+    def load(cls, folder: Path) -> PriceModel:
+        """From a train run's model/ folder (model.keras, encoders.json, training.json), checked to belong together."""
+        for name in ("model.keras", "encoders.json", "training.json"):
+            if not (folder / name).is_file():
+                raise DataError(f"not a model folder: {name} is missing (use the model/ folder of a train run)", folder)
+        encoders = _read_json(folder / "encoders.json", "encoders.json")
+        training = _read_json(folder / "training.json", "training.json")
         try:
-            inputs["attributes"] = encode_attributes(houses, encoders)
-        except DataError as error:
-            raise DataError(error.message, houses_csv) from None
-    if "montage" in STRATEGY_INPUTS[strategy]:
+            strategy = training["options"]["strategy"]
+            scale = TargetScale(training["target"]["kind"], float(training["target"]["price_max"]))
+            inputs = STRATEGY_INPUTS[strategy]
+            for name in ("tile_size", "zipcodes", "continuous"):
+                encoders[name]
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"training.json or encoders.json lacks {error}; use the model/ folder of a train run",
+                            folder) from None
+        model = load_keras_model(folder / "model.keras", "price model")
+        taken = sorted(model.input.keys()) if isinstance(model.input, dict) else None
+        if taken != sorted(inputs):
+            raise DataError(f"model.keras takes inputs {taken or 'without names'}, but training.json says a {strategy} "
+                            f"model (inputs {sorted(inputs)}): the folder's files come from different runs; use the "
+                            "model/ folder of one train run", folder)
+        return cls(model, encoders, strategy, scale)
+
+    def needs_photos(self) -> bool:
+        return "montage" in STRATEGY_INPUTS[self.strategy]
+
+    def predict(self, houses: pd.DataFrame, montages: np.ndarray | None, source: Path | None = None) -> np.ndarray:
+        """Prices of `houses` (bedrooms, bathrooms, area, zipcode) with their (N, 2t, 2t, 3) uint8 montages."""
+        inputs: dict[str, np.ndarray] = {}
+        if "attributes" in STRATEGY_INPUTS[self.strategy]:
+            try:
+                inputs["attributes"] = encode_attributes(houses, self.encoders)
+            except DataError as error:
+                raise DataError(error.message, source) from None
+        if self.needs_photos():
+            inputs["montage"] = np.asarray(montages, np.float32) / 255.0
+        return self.scale.to_price(self.model.predict(inputs, verbose=0))
+
+
+def folder_montages(houses: pd.DataFrame, photos_dir: Path, tile_size: int) -> np.ndarray:
+    """(N, 2t, 2t, 3) montages of the houses' four photos `{house}_{room}.jpg` in `photos_dir`."""
+    found = find_photos(photos_dir) if photos_dir.is_dir() else {}
+    montages = []
+    for number in houses["house"]:
+        paths = [found.get(int(number), {}).get(kind) for kind in PHOTO_KINDS]
+        for kind, path in zip(PHOTO_KINDS, paths):
+            if path is None:
+                raise DataError(f"photo is missing for house {number}: expected {number}_{kind}.jpg", photos_dir)
+        montages.append(house_montage(paths, tile_size))
+    return np.stack(montages)
+
+
+def predict_new_houses(model_dir: Path, houses_csv: Path, photos_dir: Path | None) -> pd.DataFrame:
+    """The houses of a CSV with a predicted_price column."""
+    price_model = PriceModel.load(model_dir)
+    houses = read_new_houses(houses_csv)
+    montages = None
+    if price_model.needs_photos():
         if photos_dir is None:
-            raise DataError(f"the {strategy} model needs photos: pass --photos DIR")
-        found = find_photos(photos_dir) if photos_dir.is_dir() else {}
-        montages = []
-        for number in houses["house"]:
-            paths = [found.get(int(number), {}).get(kind) for kind in PHOTO_KINDS]
-            for kind, path in zip(PHOTO_KINDS, paths):
-                if path is None:
-                    raise DataError(f"photo is missing for house {number}: expected {number}_{kind}.jpg",
-                                    photos_dir)
-            montages.append(house_montage(paths, encoders["tile_size"]))
-        inputs["montage"] = np.stack(montages).astype(np.float32) / 255.0
-    model = load_keras_model(model_dir / "model.keras", "price model")
-    scale = TargetScale(training["target"]["kind"], training["target"]["price_max"])
-    prices = scale.to_price(model.predict(inputs, verbose=0))
+            raise DataError(f"the {price_model.strategy} model needs photos: pass --photos DIR")
+        montages = folder_montages(houses, photos_dir, price_model.encoders["tile_size"])
+    prices = price_model.predict(houses, montages, houses_csv)
     return houses.assign(predicted_price=np.round(prices, 0))

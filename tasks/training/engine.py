@@ -17,10 +17,12 @@ than a small model's epoch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tasks.core.errors import DataError
 from tasks.core.files import atomic_path
 from tasks.training.options import TrainerOptions
 
@@ -70,18 +73,41 @@ class Checkpoint:
         arrays = {f"w{i}": w for i, w in enumerate(self.weights)} | {f"o{i}": v for i, v in enumerate(self.optimizer)}
         arrays |= {f"b{i}": w for i, w in enumerate(self.best)}
         arrays["state"] = np.frombuffer(json.dumps(self.state).encode(), np.uint8)
+        arrays["sha256"] = np.frombuffer(_arrays_sha256(arrays).encode(), np.uint8)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:  # np.savez on a handle: no ".npz" appended to the name
                 np.savez(handle, **arrays)
 
     @staticmethod
     def load(path: Path) -> Checkpoint:
-        with np.load(path, allow_pickle=False) as data:
-            def group(prefix: str) -> list[np.ndarray]:
-                count = sum(k[0] == prefix and k[1:].isdigit() for k in data.files)
-                return [data[f"{prefix}{i}"] for i in range(count)]
+        """The checkpoint in `path`; a DamagedCheckpoint if any byte of it is not as it was written."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            if arrays.pop("sha256").tobytes().decode() != _arrays_sha256(arrays):
+                raise ValueError("sha256 of its arrays differs")
+            state = json.loads(arrays["state"].tobytes())
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+            raise DamagedCheckpoint(f"{path}: {type(error).__name__}: {error}") from None
 
-            return Checkpoint(json.loads(data["state"].tobytes()), group("w"), group("o"), group("b"))
+        def group(prefix: str) -> list[np.ndarray]:
+            count = sum(k[0] == prefix and k[1:].isdigit() for k in arrays)
+            return [arrays[f"{prefix}{i}"] for i in range(count)]
+
+        return Checkpoint(state, group("w"), group("o"), group("b"))
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint file that cannot be trusted (truncated, a byte changed, not a checkpoint)."""
+
+
+def _arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(str(arrays[name].dtype).encode() + str(arrays[name].shape).encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -185,6 +211,29 @@ class FitData:
     stream: Callable[[int], tf.data.Dataset] | None = None  # global batch size -> batches
 
 
+def trusted_checkpoint(path: Path, log: logging.Logger | logging.LoggerAdapter) -> Checkpoint | None:
+    """The checkpoint in `path` if there is one to trust; a damaged one is reported and removed."""
+    if not path.is_file():
+        return None
+    try:
+        return Checkpoint.load(path)
+    except DamagedCheckpoint as error:
+        log.warning("The checkpoint is damaged (%s): removed, this training starts over", error)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+    """The checkpoint's weights and optimizer variables into `model` (ValueError if they do not fit)."""
+    model.set_weights(checkpoint.weights)
+    model.optimizer.build(model.trainable_variables)
+    if len(model.optimizer.variables) != len(checkpoint.optimizer):
+        raise ValueError(f"{len(checkpoint.optimizer)} optimizer variables saved, the model has "
+                         f"{len(model.optimizer.variables)}")
+    for variable, value in zip(model.optimizer.variables, checkpoint.optimizer, strict=True):
+        variable.assign(value)
+
+
 def _stopped_early(state: dict, options: TrainerOptions) -> bool:
     return options.early_stopping is not None and state["wait"] >= options.early_stopping
 
@@ -197,16 +246,18 @@ def run_trainer(build: Callable[[int], keras.Model], data: FitData, options: Tra
     distribution = pick_distribution(log) if options.trainer == "distributed" else tf.distribute.get_strategy()
     replicas = distribution.num_replicas_in_sync
     batch_size = options.batch_size * replicas
+    checkpoint = trusted_checkpoint(folder / CHECKPOINT, log)
     with distribution.scope():
         model = build(replicas)
-        checkpoint = Checkpoint.fresh()
-        if (folder / CHECKPOINT).is_file():
-            checkpoint = Checkpoint.load(folder / CHECKPOINT)
-            model.set_weights(checkpoint.weights)
-            model.optimizer.build(model.trainable_variables)
-            for variable, value in zip(model.optimizer.variables, checkpoint.optimizer, strict=True):
-                variable.assign(value)
+        if checkpoint is not None:
+            try:
+                restore(model, checkpoint)
+            except ValueError as error:  # verified, yet not this model's: a file from elsewhere
+                raise DataError(f"this checkpoint does not fit the model ({error}); delete the folder to train "
+                                "again", folder / CHECKPOINT) from None
             log.info("Resuming from the checkpoint after epoch %d of %d", checkpoint.state["epoch"], options.epochs)
+        else:
+            checkpoint = Checkpoint.fresh()
     state = checkpoint.state
     resumed_from = state["epoch"]
     callback = EpochCheckpoint(folder, checkpoint, options.early_stopping, report, options.epochs)

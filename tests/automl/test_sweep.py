@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -224,3 +225,35 @@ def test_bad_sweep_input_is_refused_before_any_search(run_cli, tiny, tmp_path, a
                      check=False)
     assert result.returncode == 2 and expected in result.stderr, result.stderr
     assert not (tmp_path / "cache").exists()
+
+
+TWIN = """
+import json, logging, sys
+from pathlib import Path
+from tasks.houses.dataset import Dataset
+from tasks.automl.options import Budget, SearchSpace
+from tasks.automl.point import PointData, search_point
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+folder, cache = Path(sys.argv[1]), Path(sys.argv[2])
+dataset = Dataset(folder, 8, int(sys.argv[3]), int(sys.argv[4]), [], False)
+entry, result, reused = search_point(cache, PointData(dataset), "attributes", Budget(seconds=120, max_trials=2,
+                                     epochs=40), SearchSpace(seed=3, patience=100), logging.getLogger("twin"))
+print(json.dumps({"reused": reused, "score": result["metrics"]["mape_mean"], "trials": result["trials_run"]}))
+"""
+
+
+def test_two_sweeps_on_one_point_at_once_search_it_once(tiny, tmp_path):
+    """Started together on one cache, one run searches and the other waits for it, then reuses its point."""
+    _, dataset = tiny
+    command = [sys.executable, "-c", TWIN, dataset.folder, tmp_path / "cache", str(dataset.n_train),
+               str(dataset.n_test)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    twins = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [twin.communicate(timeout=600) for twin in twins]
+    assert all(twin.returncode == 0 for twin in twins), [err[-2000:] for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sorted(r["reused"] for r in results) == [False, True]  # searched once
+    assert results[0]["score"] == results[1]["score"] and results[0]["trials"] == results[1]["trials"] == 2
+    waited = [err for (_, err), r in zip(outputs, results) if r["reused"]][0]
+    assert "Another run is computing AutoML point attributes/120s-2x40; waiting for it to finish" in waited

@@ -275,6 +275,8 @@ def test_classify_cli_trains_both_kinds_and_predict_labels_draws(run_cli, prefec
     assert drawn is not None and drawn.shape[1] == 400
 
     refused = run_cli("predict-labels", "--model", tmp_path / "nowhere", image, check=False)
+    assert refused.returncode == 2 and f"--model {tmp_path / 'nowhere'}: no such folder" in refused.stderr
+    refused = run_cli("predict-labels", "--model", tmp_path, image, check=False)
     assert refused.returncode == 2 and "not a classifier folder" in refused.stderr
     bad_weights = run_cli("classify", *common, "--loss-weights", "color", check=False)
     assert bad_weights.returncode == 2 and "expected NAME=NUMBER" in bad_weights.stderr

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,21 +29,52 @@ def test_written_entry_is_found_with_its_files(tmp_path: Path):
     _fill(cache, "k1", "hello")
     found = cache.lookup("stage", "k1")
     assert found is not None and (found / "a.txt").read_text() == "hello"
-    assert json.loads((found / "_entry.json").read_text())["files"] == {"a.txt": 5, "sub/b.bin": 100}
+    files = json.loads((found / "_entry.json").read_text())["files"]
+    assert files == {"a.txt": {"size": 5, "sha256": hashlib.sha256(b"hello").hexdigest()},
+                     "sub/b.bin": {"size": 100, "sha256": hashlib.sha256(b"x" * 100).hexdigest()}}
 
 
-@pytest.mark.parametrize("damage", ["delete", "truncate", "delete-listing"])
-def test_damaged_entry_is_never_a_hit(tmp_path: Path, damage: str):
+def _flip_a_byte(path: Path) -> None:
+    """Damage in place, size unchanged: a bad sector, a bit flip, a partial copy over an old file."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "delete-listing", "flip-a-byte", "same-size-rewrite",
+                                    "old-listing"])
+def test_damaged_entry_is_never_a_hit(tmp_path: Path, damage: str, caplog):
     cache = Cache(tmp_path)
     entry = _fill(cache, "k1", "hello")
     if damage == "delete":
         (entry / "sub" / "b.bin").unlink()
     elif damage == "truncate":
         (entry / "a.txt").write_text("he")
-    else:
+    elif damage == "delete-listing":
         (entry / "_entry.json").unlink()
-    assert cache.lookup("stage", "k1") is None
+    elif damage == "flip-a-byte":
+        _flip_a_byte(entry / "sub" / "b.bin")
+    elif damage == "same-size-rewrite":
+        (entry / "a.txt").write_text("jello")
+    else:  # a listing of sizes only, as written before content was verified: not to be trusted
+        (entry / "_entry.json").write_text(json.dumps({"key": "k1", "files": {"a.txt": 5, "sub/b.bin": 100}}))
+    with caplog.at_level(logging.WARNING, logger="tasks.core.cache"):
+        assert cache.lookup("stage", "k1") is None
     assert not entry.exists()  # removed, so the next write starts clean
+    assert "Cache entry stage/k1 is damaged" in caplog.text and "removed, it will be rebuilt" in caplog.text
+
+
+def test_parquet_pages_carry_checksums_that_reads_verify(tmp_path: Path):
+    import pyarrow as pa
+
+    from tasks.core import parquet
+
+    path = tmp_path / "t.parquet"
+    parquet.write_table(pa.table({"x": list(range(50_000))}), path, compression="none")
+    assert parquet.read_table(path)["x"].to_pylist()[-1] == 49_999
+    _flip_a_byte(path)
+    with pytest.raises(OSError, match="CRC|checksum"):
+        parquet.read_table(path)
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path):

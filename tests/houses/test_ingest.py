@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.hashing import file_sha256
-from tasks.houses.ingest import ingest_houses
+from tasks.houses.ingest import ATTRIBUTE_COLUMNS, ingest_houses
 from tests.fixtures import make_houses, small_zipcodes
 
 
@@ -120,3 +121,46 @@ def test_skip_leaves_bad_houses_out_and_lists_them(houses: Path):
     assert len(result.houses) == 10
     assert [item["house"] for item in result.skipped] == [3, 8]
     assert "cheap" in result.skipped[0]["reason"]
+
+
+def _lines(houses: Path) -> list[str]:
+    return (houses / "HousesInfo.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize("variant, note", [
+    ("bom", "passed over the byte-order mark at its start"),
+    ("trailing-blank-lines", "passed over 3 blank line(s) at its end"),
+    ("crlf-and-tabs", None),
+])
+def test_what_the_tutorials_reader_passes_over_is_accepted_with_a_note(houses: Path, variant: str, note: str | None):
+    """pandas.read_csv(sep=" ", header=None), the tutorials' reader, passes over these; the meaning is clear."""
+    clean = ingest_houses(houses).houses
+    lines = _lines(houses)
+    text = {"bom": "\ufeff" + "\n".join(lines) + "\n",
+            "trailing-blank-lines": "\n".join(lines) + "\n\n  \n\t\n",
+            "crlf-and-tabs": "\r\n".join(line.replace(" ", "\t", 1) + "  " for line in lines) + "\r\n"}[variant]
+    (houses / "HousesInfo.txt").write_bytes(text.encode())
+    result = ingest_houses(houses)
+    assert result.houses[["house", *ATTRIBUTE_COLUMNS]].equals(clean[["house", *ATTRIBUTE_COLUMNS]])
+    assert result.notes == ([f"HousesInfo.txt: {note}"] if note else [])
+
+
+def test_csv_blank_lines_and_bom_are_passed_over(tmp_path: Path):
+    folder = make_houses(tmp_path / "h", [90001, 90002, 90001], csv=True)
+    clean = ingest_houses(folder).houses
+    lines = (folder / "houses.csv").read_text().splitlines()
+    (folder / "houses.csv").write_text("\ufeff" + lines[0] + "\n" + lines[1] + "\n\n" + "\n".join(lines[2:]) + "\n\n")
+    result = ingest_houses(folder)
+    assert result.houses[["house", *ATTRIBUTE_COLUMNS]].equals(clean[["house", *ATTRIBUTE_COLUMNS]])
+    assert any("passed over blank line(s) 3" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda lines: lines[:2] + [""] + lines[2:], "HousesInfo.txt:3: empty line (house 3 has no attributes; line n "
+                                                  "holds house n"),
+    (lambda lines: ["bedrooms bathrooms area zipcode price"] + lines, "HousesInfo.txt:1: line 1 is a header"),
+])
+def test_what_is_ambiguous_stays_an_error_with_file_and_line(houses: Path, change, expected: str):
+    (houses / "HousesInfo.txt").write_text("\n".join(change(_lines(houses))) + "\n")
+    with pytest.raises(DataError, match=re.escape(expected)):
+        ingest_houses(houses)
