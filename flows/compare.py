@@ -18,13 +18,15 @@ from tasks.price.prefect_tasks import evaluate_task, leaderboard_task, train_tas
 @flow(name="compare-configurations",
       flow_run_name=lambda: f"compare-configurations-{datetime.now():%Y%m%d-%H%M%S}")
 def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> list[dict]:
-    """Train + evaluate each strategy x trainer on this flow's task runner."""
-    runs = []
-    for strategy, trainer in itertools.product(config.strategies, config.trainers):
-        options = config.training_options(strategy, trainer)
-        trained = train_task.submit(config.cache, dataset, options, None)
-        out = config.out / f"{strategy}-{trainer}"
-        runs.append((f"{strategy}/{trainer}", evaluate_task.submit(trained, dataset, options, out, info, None)))
+    """Train + evaluate each strategy x trainer on this flow's task runner. Every training is submitted
+    before any evaluation: an evaluation waits for its training inside a worker thread, so submitted in
+    between they would hold the threads and the trainings would run one after another."""
+    configurations = [(strategy, trainer, config.training_options(strategy, trainer))
+                      for strategy, trainer in itertools.product(config.strategies, config.trainers)]
+    trained = [train_task.submit(config.cache, dataset, options, None) for *_, options in configurations]
+    runs = [(f"{strategy}/{trainer}", evaluate_task.submit(future, dataset, options,
+                                                           config.out / f"{strategy}-{trainer}", info, None))
+            for (strategy, trainer, options), future in zip(configurations, trained)]
     return [{"name": name, **future.result()} for name, future in runs]
 
 
