@@ -31,7 +31,6 @@ def points_task_runner(workers: int | None, dask_address: str | None, api_url: s
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
-        check_dask_scheduler(dask_address)
         return DaskTaskRunner(address=dask_address)
     env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster",
