@@ -83,3 +83,39 @@ def checkpoint_state(folder: Path) -> dict | None:
     from tasks.training.engine import CHECKPOINT, Checkpoint
 
     return Checkpoint.load(folder / CHECKPOINT).state if (folder / CHECKPOINT).is_file() else None
+
+
+def assert_plot(path: Path, min_width: int = 200) -> np.ndarray:
+    """A plot that decodes as a PNG of a sensible size with something drawn on it (not one flat colour)."""
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} does not decode as an image"
+    assert image.shape[1] >= min_width and image.shape[0] >= min_width // 3, f"{path}: {image.shape}"
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 8, f"{path} is (nearly) blank"
+    return image
+
+
+def task_runs(prefect_api: str, since, name_prefix: str) -> list:
+    """The completed task runs whose name starts with `name_prefix` and that started after `since` (a
+    timezone-aware datetime), read back through the Prefect client."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(task_run_filter=TaskRunFilter(
+                start_time=TaskRunFilterStartTime(after_=since)))
+
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        runs = asyncio.run(read())
+    return [run for run in runs if run.name.startswith(name_prefix) and run.state and run.state.is_completed()]
+
+
+def overlap_seconds(runs: list) -> float:
+    """How long the busiest two of these task runs ran at the same time (0 when they ran one after another)."""
+    spans = sorted((run.start_time, run.end_time) for run in runs)
+    best = 0.0
+    for i, (start_a, end_a) in enumerate(spans):
+        for start_b, end_b in spans[i + 1:]:
+            best = max(best, (min(end_a, end_b) - max(start_a, start_b)).total_seconds())
+    return best

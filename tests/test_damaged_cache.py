@@ -91,6 +91,7 @@ def test_a_damaged_cache_file_is_noticed_rebuilt_and_gives_the_clean_outputs(cle
     _same_outputs(again, clean_run)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_restarts_the_training_and_gives_the_clean_model(clean, tmp_path, caplog, monkeypatch):
     data, filled, clean_run = clean
     cache = tmp_path / "cache"

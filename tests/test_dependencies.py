@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_pinned_set_runs_an_autokeras_regression_search(tmp_path: Path):
     import autokeras as ak
     import keras

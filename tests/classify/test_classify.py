@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -20,7 +25,8 @@ from tasks.classify.train import build_classifier, train_classifier
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError
 from tasks.training import backbones
-from tests.fixtures import make_houses, read_artifact
+from tests.conftest import ROOT
+from tests.fixtures import assert_plot, checkpoint_state, make_houses, read_artifact
 
 COLORS = {"red": (0, 0, 230), "blue": (230, 0, 0)}  # BGR
 
@@ -189,6 +195,7 @@ def test_trained_classifier_saves_and_loads_with_safe_mode(kind, shapes, tmp_pat
             np.testing.assert_allclose(before[head], after[head], rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["fit", "stream", "batch", "distributed"])
 def test_classifier_trains_under_other_trainers(trainer, shapes, tmp_path):
     images = build_labelled_images(Cache(tmp_path / "cache"), shapes, ["color", "category"], 32, 0.25, 1)
@@ -249,6 +256,7 @@ def test_house_price_cnn_branch_takes_a_backbone():
 
 # --- flow and CLI ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_classify_cli_trains_both_kinds_and_predict_labels_draws(run_cli, prefect_api, shapes, tmp_path):
     common = ("--data", shapes, "--cache", tmp_path / "cache", "--image-size", "32", "--epochs", "3",
               "--batch-size", "8")
@@ -257,9 +265,17 @@ def test_classify_cli_trains_both_kinds_and_predict_labels_draws(run_cli, prefec
     assert "Test accuracy color:" in multi.stdout and "Test accuracy category:" in multi.stdout
     metrics = json.loads((tmp_path / "mo" / "metrics.json").read_text())
     assert set(metrics["columns"]) == {"color", "category"} and metrics["n_test"] == 8
+    for name, column in metrics["columns"].items():
+        confusion = np.array(column["confusion"])
+        assert confusion.sum() == 8 and confusion.sum(axis=1).tolist() == [4, 4]  # the split's 4 + 4 images
+        assert column["accuracy"] == pytest.approx(np.trace(confusion) / 8)
+        assert f"Test accuracy {name}: {column['accuracy']:.3f}" in multi.stdout
     for plot in ("curves.png", "confusion_color.png", "confusion_category.png"):
-        assert (tmp_path / "mo" / "plots" / plot).stat().st_size > 1000
-    assert "color" in read_artifact(prefect_api, "classify-accuracy").data
+        assert_plot(tmp_path / "mo" / "plots" / plot)
+    table = json.loads(read_artifact(prefect_api, "classify-accuracy").data)
+    assert {row["column"]: row["accuracy"] for row in table} == {
+        name: round(column["accuracy"], 4) for name, column in metrics["columns"].items()}
+    assert "confusion matrix: color" in read_artifact(prefect_api, "classify-report").data
 
     label = run_cli("classify", *common, "--kind", "multilabel", "--out", tmp_path / "ml")
     assert "Exact match:" in label.stdout
@@ -282,6 +298,7 @@ def test_classify_cli_trains_both_kinds_and_predict_labels_draws(run_cli, prefec
     assert bad_weights.returncode == 2 and "expected NAME=NUMBER" in bad_weights.stderr
 
 
+@pytest.mark.slow
 def test_classify_cli_on_house_photos_by_default(run_cli, tmp_path):
     houses = make_houses(tmp_path / "houses", [90001] * 12, photo_size=(24, 20))
     result = run_cli("classify", "--houses", houses, "--cache", tmp_path / "cache", "--out", tmp_path / "run",
@@ -297,3 +314,42 @@ def test_learning_rate_schedules():
     assert float(cosine(25)) == pytest.approx(5e-4, rel=1e-4)  # half-way down the cosine
     tutorial = classifier_models.learning_rate_schedule("inverse-time", 1e-3, epochs=10, steps_per_epoch=5)
     assert float(tutorial(100)) == pytest.approx(1e-3 / (1 + 1e-4 * 100))
+
+
+RESUMABLE = """
+import sys
+from pathlib import Path
+from tasks.classify.encoding import LabelEncoding
+from tasks.classify.images import build_labelled_images
+from tasks.classify.options import ClassifierOptions
+from tasks.classify.train import train_classifier
+from tasks.core.cache import Cache
+images = build_labelled_images(Cache(Path(sys.argv[2])), Path(sys.argv[1]), ["color", "category"], 16, 0.25, 1)
+encoding = LabelEncoding.fit(images.table(images.label_columns), images.label_columns, "multioutput")
+options = ClassifierOptions(epochs=12, batch_size=8, image_size=16)
+result = train_classifier(images, encoding, options, Path(sys.argv[3]))
+print("RESUMED_FROM", result.resumed_from_epoch, "EPOCHS", result.epochs_run, "HISTORY", len(result.history["loss"]))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_classifier_training_resumes_from_its_last_epoch(shapes, tmp_path):
+    work = tmp_path / "work"
+    command = [sys.executable, "-c", RESUMABLE, str(shapes), str(tmp_path / "cache"), str(work)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        state = checkpoint_state(work) if work.is_dir() else None
+        if state and state["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = checkpoint_state(work)["epoch"]
+    assert 2 <= done_before < 12
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    words = finished.stdout.split()
+    assert int(words[words.index("RESUMED_FROM") + 1]) >= done_before
+    assert int(words[words.index("EPOCHS") + 1]) == 12 and int(words[words.index("HISTORY") + 1]) == 12

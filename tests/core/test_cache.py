@@ -109,25 +109,32 @@ def test_killed_writer_leaves_only_a_temporary_folder_that_is_swept(tmp_path: Pa
     assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["k1"]
 
 
-def _race(root: str, text: str, barrier) -> None:
-    barrier.wait()
-    for _ in range(20):
-        cache = Cache(Path(root))
-        if cache.lookup("stage", "k1") is None:
-            _fill(cache, "k1", text)
+def _race(root: str, text: str, barrier, seen) -> None:
+    """Build a complete entry, wait until the twin has built its own, then both rename at once: the
+    collision at the rename is forced, not hoped for."""
+    cache = Cache(Path(root))
+    with cache.write("stage", "k1") as folder:
+        (folder / "a.txt").write_text(text)
+        (folder / "b.bin").write_bytes(text.encode() * 1000)
+        barrier.wait(60)
+    entry = cache.lookup("stage", "k1")
+    seen.put((text, None if entry is None else (entry / "a.txt").read_text()))
 
 
 def test_concurrent_writers_of_one_key_leave_one_complete_entry(tmp_path: Path):
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(2)
-    processes = [context.Process(target=_race, args=(str(tmp_path), "same", barrier)) for _ in range(2)]
+    barrier, seen = context.Barrier(2), context.Queue()
+    processes = [context.Process(target=_race, args=(str(tmp_path), text, barrier, seen)) for text in ("AAA", "BBB")]
     for process in processes:
         process.start()
     for process in processes:
         process.join(60)
-        assert process.exitcode == 0
+        assert process.exitcode == 0  # the loser of the rename neither fails nor leaves its folder
+    results = dict(seen.get(timeout=5) for _ in processes)
+    winner = results["AAA"]
+    assert winner in ("AAA", "BBB") and results["BBB"] == winner  # both read the one entry that won
     entry = Cache(tmp_path).lookup("stage", "k1")
-    assert entry is not None and (entry / "a.txt").read_text() == "same"
+    assert (entry / "a.txt").read_text() == winner and (entry / "b.bin").read_bytes() == winner.encode() * 1000
     assert [p.name for p in (tmp_path / "stage").iterdir()] == ["k1"]
 
 

@@ -84,6 +84,23 @@ def write_images(folder: Path, count: int = 3, size: tuple[int, int] = (24, 32))
     return paths
 
 
+def write_two_tone_photos(folder: Path, count: int = 8, size: tuple[int, int] = (24, 32)) -> list[Path]:
+    """Photos a colorizer can learn: blue top, green bottom, brightness varying a little per photo, so the
+    colour follows from lightness and position and leaving them gray is far from right."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    height, width = size
+    paths = []
+    for i in range(count):
+        image = np.zeros((height, width, 3), np.uint8)
+        image[: height // 2] = (200 - 5 * i, 120, 40)
+        image[height // 2:] = (40, 160 - 5 * i, 60)
+        image = np.clip(image + rng.integers(-5, 6, image.shape), 0, 255).astype(np.uint8)
+        paths.append(folder / f"p{i}.png")
+        assert cv2.imwrite(str(paths[-1]), image)
+    return paths
+
+
 def write_corrupt(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -17,6 +16,7 @@ from tasks.dnn.net import read_net
 from tasks.dnn.onnx_export import keras_to_onnx
 from tasks.dnn.registry import LOCK_NAME, PUBLISHED, fetch_model, read_lock, verify_against_lock
 from tasks.dnn.toy_networks import sepia_net
+from tests.dnn.fixtures import write_two_tone_photos
 
 
 def test_fetch_records_hashes_verifies_them_and_refuses_changed_files(http_folder, tmp_path: Path, capfd):
@@ -74,23 +74,18 @@ def test_colorizer_export_read_by_cv2_dnn_matches_keras(tmp_path: Path):
     assert net.forward().shape == (1, 2, 8, 8)  # ab at half the input size
 
 
-def test_a_short_colorizer_training_runs_and_reports_against_gray(tmp_path: Path):
-    rng = np.random.default_rng(0)
-    for i in range(8):  # blue top, green bottom, brightness varies: colour is predictable from L and position
-        image = np.zeros((24, 32, 3), np.uint8)
-        image[:12] = (200 - 5 * i, 120, 40)
-        image[12:] = (40, 160 - 5 * i, 60)
-        image = np.clip(image + rng.integers(-5, 6, image.shape), 0, 255).astype(np.uint8)
-        cv2.imwrite(str(tmp_path / f"p{i}.png"), image)
+def test_a_short_colorizer_training_beats_leaving_the_photos_gray(tmp_path: Path):
+    write_two_tone_photos(tmp_path)
     loaded = colorizer_training.load_photos(tmp_path, None)
     train, test = colorizer_training.split_photos(loaded, 0.25, seed=1)
     assert (len(train), len(test)) == (6, 2)
-    model, history = colorizer_training.train_colorizer([im for _, im in train], 16, 3, 4, 0, logging.getLogger())
-    assert len(history["loss"]) == 3 and all(np.isfinite(history["loss"]))
+    model, history = colorizer_training.train_colorizer([im for _, im in train], 16, 10, 4, 0, logging.getLogger())
+    assert len(history["loss"]) == 10 and history["loss"][-1] < history["loss"][0]
     net = read_net(keras_to_onnx(model, tmp_path / "c.onnx"))
     result = colorizer_training.quality(net, test, 16)
     assert result["photos"] == 2 and len(result["per_photo"]) == 2
     assert 0 < result["psnr_gray"] < 40 and result["lab_error_gray"] > 10  # strongly coloured photos
-    assert np.isfinite(result["psnr"]) and result["lab_error"] >= 0
+    # measured: Lab error 13.5 against 54.1 for gray, PSNR 20.4 against 12.1 dB
+    assert result["lab_error"] < 0.5 * result["lab_error_gray"] and result["psnr"] > result["psnr_gray"] + 3
     with pytest.raises(DataError, match="training needs at least 4 colour photos"):
         colorizer_training.load_photos(tmp_path, 2)

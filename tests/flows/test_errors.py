@@ -51,8 +51,12 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("errors")
     houses = make_houses(root / "houses", [90000 + n % 3 for n in range(12)], photo_size=(24, 20))
     (root / "a-file").write_text("not a folder")
+    (root / "flat").mkdir()  # images but no class sub-folders
+    (root / "flat" / "a.jpg").write_bytes((houses / "1_frontal.jpg").read_bytes())
     (root / "new.csv").write_text("house,bedrooms,bathrooms,area,zipcode\n1,3,2,1800,90001\n")
     (root / "bad.csv").write_text("house,bedrooms,bathrooms,area,zipcode\n1,three,2,1800,90001\n")
+    (root / "no-area.csv").write_text("house,bedrooms,bathrooms,zipcode\n1,3,2,90001\n")
+    (root / "empty.csv").write_text("")
     model = root / "model"  # a price model folder, made by hand: an mlp with the names the pipeline uses
     model.mkdir()
     import keras
@@ -94,7 +98,7 @@ def _lambda_model(path: Path) -> None:
 def cases(w: dict) -> list[tuple[str, list[str], int, str]]:
     """(name, argv, exit code, what the error line must say)."""
     r, h = w["root"], w["houses"]
-    out = str(r / "out")
+    out, cache = str(r / "out"), str(r / "cache")
     return [
         ("preprocess: --data missing", ["preprocess", "--data", str(r / "none"), "--out", out], 2,
          f"--data {r / 'none'}: no such folder"),
@@ -121,6 +125,15 @@ def cases(w: dict) -> list[tuple[str, list[str], int, str]]:
         ("sweep: budget not understood", ["sweep", "--data", str(h), "--out", out, "--budgets", "ten minutes"], 2,
          "budget 'ten minutes' not understood"),
         ("sweep: two clusters", ["sweep", "--workers", "2", "--dask-address", "tcp://127.0.0.1:1"], 2, "not both"),
+        ("sweep: zero budget", ["sweep", "--data", str(h), "--out", out, "--cache", cache, "--budgets", "0s"], 2,
+         "above zero"),
+        ("sweep: unknown task", ["sweep", "--data", str(h), "--out", out, "--cache", cache, "--tasks", "regress"], 2,
+         "--tasks: Input should be 'attributes'"),
+        ("sweep: no scheduler answers", ["sweep", "--data", str(h), "--out", out, "--cache", cache,
+                                         "--dask-address", "tcp://127.0.0.1:9"], 2, "no Dask scheduler answers"),
+        ("sweep: image folder without classes", ["sweep", "--data", str(h), "--out", out, "--cache", cache,
+                                                 "--tasks", "classify", "--classify-data", str(r / "flat")], 2,
+         "no labels"),
         ("sweep: --classify-data missing", ["sweep", "--data", str(h), "--out", out, "--classify-data",
                                             str(r / "none")], 2, "--classify-data"),
         ("classify: --data manifest missing", ["classify", "--data", str(r / "none.csv"), "--out", out], 2,
@@ -147,6 +160,11 @@ def cases(w: dict) -> list[tuple[str, list[str], int, str]]:
          "refused"),
         ("predict: bad new-house CSV", ["predict", "--model", str(w["model"]), "--house", str(r / "bad.csv")], 2,
          "bedrooms is not a number"),
+        ("predict: new-house CSV without a column", ["predict", "--model", str(w["model"]), "--house",
+                                                     str(r / "no-area.csv")], 2,
+         "no-area.csv:1: CSV header lacks column(s) area"),
+        ("predict: empty new-house CSV", ["predict", "--model", str(w["model"]), "--house", str(r / "empty.csv")], 2,
+         "empty.csv: not a readable CSV file"),
         ("predict-labels: a price model", ["predict-labels", "--model", str(w["model"]),
                                            str(h / "1_frontal.jpg")], 2, "labels.json"),
         ("predict-labels: broken labels.json", ["predict-labels", "--model", str(w["classifier"]),
@@ -179,6 +197,7 @@ def run_cases(argvs: list[dict], tmp_path: Path, env: dict) -> list[dict]:
     return json.loads(done.stdout.split("RESULTS ", 1)[1])
 
 
+@pytest.mark.slow
 def test_every_command_refuses_bad_input_in_one_line(world, tmp_path):
     table = cases(world)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "HOUSE_PIPELINE_HOME": str(tmp_path)}
@@ -192,9 +211,11 @@ def test_every_command_refuses_bad_input_in_one_line(world, tmp_path):
             problems.append(f"{name}: exit {result['code']}, stderr {result['err'][-600:]!r}")
     assert problems == []
     assert not (world["root"] / "out").exists() and not (world["houses"] / "out").exists()
+    assert not (world["root"] / "cache").exists()
     assert not (tmp_path / ".cache").exists()  # no default cache was created either
 
 
+@pytest.mark.slow
 def test_an_unexpected_failure_in_a_flow_is_one_line_and_the_traceback_goes_to_the_log(world, prefect_api, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api,
            "HOUSE_PIPELINE_HOME": str(tmp_path / "home")}

@@ -5,8 +5,8 @@ artifacts and final states read back, schedules, parameter validation, and the U
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +20,8 @@ from tests.conftest import ROOT
 from tests.fixtures import make_houses
 
 TINY = {"min_houses_per_zip": 3, "tile_size": 8, "epochs": 2, "batch_size": 4}
+
+pytestmark = pytest.mark.slow  # every test here starts flows in subprocesses
 
 
 def _free_port() -> int:
@@ -103,7 +105,7 @@ def houses(tmp_path_factory) -> Path:
 
 
 def test_a_served_deployment_runs_through_the_api_and_reports_artifacts(server, served, houses, tmp_path):
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.filters import FlowRunFilter
 
     api, _, _ = server
     config = {"data": str(houses), "cache": str(tmp_path / "cache"), "out": str(tmp_path / "out"),
@@ -112,15 +114,53 @@ def test_a_served_deployment_runs_through_the_api_and_reports_artifacts(server, 
     assert run.state.is_completed(), run.state.message
     assert run.name.startswith("train-mlp-fit-houses-")
     assert (tmp_path / "out" / "metrics.json").is_file()
-    artifacts = _client_call(api, lambda c: c.read_artifacts(
-        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))))
-    assert {"train-metrics", "train-report"} <= {a.key for a in artifacts}
-    progress = _client_call(api, lambda c: c.read_artifacts(
-        artifact_filter=ArtifactFilter(key={"any_": ["train-progress"]})))
-    assert any(a.data == 100.0 for a in progress)
-    tasks = _client_call(api, lambda c: c.read_task_runs())
-    assert {"ingest", "build-montages", "build-dataset", "train", "evaluate"} <= {t.name.rsplit("-", 1)[0]
-                                                                                  for t in tasks}
+    artifacts = {a.key: a for a in _run_artifacts(api, run.id)}  # this run's own, not an earlier run's
+    assert {"train-metrics", "train-report", "train-progress"} <= set(artifacts)
+    assert artifacts["train-progress"].data == 100.0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    table = {row["metric"]: row["model"] for row in json.loads(artifacts["train-metrics"].data)}
+    assert table["MAPE mean (%)"] == pytest.approx(metrics["mape_mean"], abs=1e-4)
+    tasks = _client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]})))
+    assert {"train", "evaluate"} <= {t.name.rsplit("-", 1)[0] for t in tasks}
+    assert all(t.state.is_completed() for t in tasks)
+
+
+def _run_artifacts(api: str, flow_run_id) -> list:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    return _client_call(api, lambda c: c.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))))
+
+
+def _other_deployments(houses: Path, tmp_path: Path) -> dict[str, tuple[dict, str, str]]:
+    """deployment -> (config, an artifact key the run must publish, a file it must write under out)."""
+    from tasks.dnn.toy_networks import sepia_net
+    from tests.dnn.fixtures import tiny_colorization_model
+
+    out, cache = str(tmp_path / "out"), str(tmp_path / "cache")
+    caffe = tiny_colorization_model(tmp_path / "caffe")
+    return {
+        "compare/on-demand": ({"data": str(houses), "cache": cache, "out": out, "strategies": ["mlp"],
+                               "trainers": ["fit"], **TINY}, "leaderboard", "leaderboard.csv"),
+        "classify/on-demand": ({"houses": str(houses), "cache": cache, "out": out, "epochs": 1, "image_size": 16,
+                                "batch_size": 8}, "classify-report", "metrics.json"),
+        "stylize/on-demand": ({"input": str(houses), "model": str(sepia_net(tmp_path / "sepia.onnx")),
+                               "width": 16, "cache": cache, "out": out}, "stylize-summary", "contact_sheet.png"),
+        "colorize/on-demand": ({"input": str(houses), "model": str(caffe["caffemodel"]),
+                                "prototxt": str(caffe["prototxt"]), "points": str(caffe["points"]), "size": 16,
+                                "cache": cache, "out": out}, "colorize-summary", "contact_sheet.png"),
+    }
+
+
+@pytest.mark.parametrize("name", ["compare/on-demand", "classify/on-demand", "stylize/on-demand",
+                                  "colorize/on-demand"])
+def test_every_other_deployment_runs_once_through_the_api(server, served, houses, tmp_path, name):
+    api, _, _ = server
+    config, artifact, output = _other_deployments(houses, tmp_path)[name]
+    run = _run_deployment(api, name, {"config": config})
+    assert run.state.is_completed(), run.state.message
+    assert artifact in {a.key for a in _run_artifacts(api, run.id)}
+    assert (tmp_path / "out" / output).stat().st_size > 0
 
 
 def test_schedules_are_registered_with_their_cron_and_timezone(server, served):
@@ -156,10 +196,8 @@ def test_a_failed_run_says_why_in_its_final_state(server, served, tmp_path):
     assert str(missing) in run.state.message, run.state.message
 
 
-def test_the_ui_shows_the_run_by_name(server, served, houses, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("headless Chromium is not installed (run `make browser` as root to install Debian's chromium)")
+def test_the_ui_shows_the_run_by_name(server, served, houses, tmp_path, chromium):
+    browser = chromium
     api, ui, _ = server
     config = {"data": str(houses), "cache": str(tmp_path / "cache"), "out": str(tmp_path / "out"), "strategy": "mlp",
               **TINY}

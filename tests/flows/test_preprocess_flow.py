@@ -16,6 +16,8 @@ import pytest
 from tasks.core.cache import Cache
 from tests.fixtures import make_houses
 
+pytestmark = pytest.mark.slow  # every test here runs the command in a subprocess
+
 
 def _summary(out: Path) -> dict:
     return json.loads((out / "summary.json").read_text())
@@ -127,27 +129,31 @@ def test_run_killed_half_way_leaves_nothing_a_later_run_trusts(run_cli, tmp_path
         assert (Path(resumed["dataset"]) / name).read_bytes() == (fresh / name).read_bytes()
 
 
-def test_data_from_a_url_is_downloaded_once_and_unpacked(run_cli, houses, tmp_path, http_folder):
-    root, base = http_folder
+def test_data_from_a_url_is_retried_downloaded_once_and_unpacked(run_cli, houses, tmp_path, http_server):
+    root, base, server = http_server
     with zipfile.ZipFile(root / "houses.zip", "w") as bundle:
         for path in sorted(houses.iterdir()):
             bundle.write(path, f"Houses Dataset/{path.name}")
     url = f"{base}/houses.zip"
+    server.fail_next["/houses.zip"] = 1  # a transient 503 first: the task's retry must fetch it again
     result = _preprocess(run_cli, url, tmp_path / "out", tmp_path / "cache")
-    assert "Downloading houses.zip" in result.stderr
+    assert server.requests == ["/houses.zip", "/houses.zip"]
+    assert "503" in result.stdout + result.stderr and "Downloading houses.zip" in result.stderr
     assert _summary(tmp_path / "out")["houses_kept"] == 9
     (root / "houses.zip").unlink()  # a second run must not need the server
     _preprocess(run_cli, url, tmp_path / "out", tmp_path / "cache")
     assert _summary(tmp_path / "out")["cache"]["dataset_built"] is False
+    assert len(server.requests) == 2
 
 
-def test_bad_url_or_bad_zip_is_a_clear_error(run_cli, tmp_path, http_folder):
-    root, base = http_folder
+def test_bad_url_or_bad_zip_is_a_clear_error(run_cli, tmp_path, http_server):
+    root, base, server = http_server
     (root / "not-a.zip").write_text("hello")
     result = _preprocess(run_cli, f"{base}/not-a.zip", tmp_path / "out", tmp_path / "cache", check=False)
     assert result.returncode == 2 and "not a zip file" in result.stderr
     result = _preprocess(run_cli, f"{base}/missing.zip", tmp_path / "out", tmp_path / "cache", check=False)
     assert result.returncode == 2 and "cannot download" in result.stderr and "404" in result.stderr
+    assert server.requests.count("/missing.zip") == 1  # a 404 is not worth a retry
     assert not any(p.name[0].isalnum() for p in (tmp_path / "cache" / "downloads").iterdir())
 
 

@@ -1,16 +1,20 @@
-"""`python -m flows train`, `compare` and `predict` end to end against a real Prefect API."""
+"""`python -m flows train`, `compare` and `predict` end to end against a real Prefect API. One trained run
+is shared by the tests that read it."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures import make_houses, read_artifact
+from tests.fixtures import assert_plot, make_houses, overlap_seconds, read_artifact, task_runs
 
 SMALL = ("--min-houses-per-zip", "3", "--tile-size", "8", "--epochs", "2", "--batch-size", "4")
+
+pytestmark = pytest.mark.slow  # every test here starts flows in subprocesses
 METRIC_KEYS = {"mape_mean", "mape_std", "mape_median", "mae", "rmse", "r2", "n_train", "n_test", "strategy",
                "trainer", "epochs", "seconds"}
 
@@ -21,11 +25,24 @@ def forty_houses(tmp_path_factory) -> Path:
                        photo_size=(24, 20))
 
 
-def test_train_writes_metrics_report_plots_model_and_artifacts(run_cli, prefect_api, forty_houses, tmp_path):
-    out = tmp_path / "run"
-    result = run_cli("train", "--data", forty_houses, "--out", out, "--cache", tmp_path / "cache",
-                     "--strategy", "mixed", "--cv", "2", *SMALL)
-    assert "Report:" in result.stdout and "Test MAPE" in result.stdout
+@pytest.fixture(scope="module")
+def trained(run_cli, prefect_api, forty_houses, tmp_path_factory):
+    """One `train --strategy mixed --cv 2` run: (its --out, its cache, its stdout)."""
+    folder = tmp_path_factory.mktemp("train")
+    out, cache = folder / "run", folder / "cache"
+    result = run_cli("train", "--data", forty_houses, "--out", out, "--cache", cache, "--strategy", "mixed",
+                     "--cv", "2", *SMALL)
+    return out, cache, result.stdout
+
+
+def _train_entries(cache: Path) -> dict[str, int]:
+    """Each finished training in the cache: its model file's modification time (ns)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in (cache / "train").glob("*/model.keras")}
+
+
+def test_train_writes_metrics_report_plots_model_and_artifacts(trained, prefect_api):
+    out, _, stdout = trained
+    assert "Report:" in stdout and "Test MAPE" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     assert metrics["n_test"] == 10 and metrics["n_train"] == 30 and metrics["epochs"] == 2
@@ -35,21 +52,37 @@ def test_train_writes_metrics_report_plots_model_and_artifacts(run_cli, prefect_
                     "2-fold cross-validation", "![loss per epoch](plots/loss.png)"):
         assert heading in report
     for plot in ("loss.png", "predicted_vs_actual.png", "residuals.png"):
-        assert (out / "plots" / plot).stat().st_size > 1000
+        assert_plot(out / "plots" / plot)
     assert {p.name for p in (out / "model").iterdir()} == {"model.keras", "encoders.json", "training.json"}
-    assert "MAPE mean" in read_artifact(prefect_api, "train-metrics").data
+    table = {row["metric"]: row["model"] for row in json.loads(read_artifact(prefect_api, "train-metrics").data)}
+    assert table["MAPE mean (%)"] == pytest.approx(metrics["mape_mean"], abs=1e-4)
     assert "## Metrics on the test houses" in read_artifact(prefect_api, "train-report").data
     assert read_artifact(prefect_api, "train-progress").data == 100.0
 
-    again = run_cli("train", "--data", forty_houses, "--out", tmp_path / "again", "--cache", tmp_path / "cache",
+
+def test_a_rerun_reuses_the_trained_model_and_a_changed_option_trains_anew(trained, run_cli, forty_houses,
+                                                                             tmp_path):
+    out, cache, _ = trained
+    before = _train_entries(cache)
+    assert len(before) == 3  # the model and the two cross-validation folds
+    again = run_cli("train", "--data", forty_houses, "--out", tmp_path / "again", "--cache", cache,
                     "--strategy", "mixed", *SMALL)
     assert "Reusing the trained model" in again.stdout + again.stderr
+    assert _train_entries(cache) == before  # no model file written again
+    first, second = (json.loads((o / "metrics.json").read_text()) for o in (out, tmp_path / "again"))
+    assert second["mape_mean"] == first["mape_mean"] and second["r2"] == first["r2"]
+
+    changed = [*SMALL[:-4], "--epochs", "3", "--batch-size", "4"]
+    run_cli("train", "--data", forty_houses, "--out", tmp_path / "changed", "--cache", cache, "--strategy", "mixed",
+            *changed)
+    after = _train_entries(cache)
+    assert len(after) == 4 and {k: after[k] for k in before} == before  # one new entry, the old ones untouched
+    assert json.loads((tmp_path / "changed" / "metrics.json").read_text())["epochs"] == 3
 
 
-def test_predict_prices_a_new_house_and_refuses_unknown_zip(run_cli, forty_houses, tmp_path):
-    out = tmp_path / "run"
-    run_cli("train", "--data", forty_houses, "--out", out, "--cache", tmp_path / "cache", "--strategy", "mixed",
-            *SMALL)
+def test_predict_prices_a_new_house_and_refuses_unknown_zip(trained, run_cli, forty_houses, tmp_path):
+    """The exact prices are checked against the model's own predict in tests/price/test_predict.py."""
+    out, _, _ = trained
     photos = tmp_path / "photos"
     photos.mkdir()
     for kind in ("bathroom", "bedroom", "frontal", "kitchen"):
@@ -57,7 +90,10 @@ def test_predict_prices_a_new_house_and_refuses_unknown_zip(run_cli, forty_house
     houses = tmp_path / "new.csv"
     houses.write_text("house,bedrooms,bathrooms,area,zipcode\n77,3,2,1800,90001\n")
     result = run_cli("predict", "--model", out / "model", "--house", houses, "--photos", photos)
-    assert "77" in result.stdout and "$" in result.stdout
+    printed = [line for line in result.stdout.splitlines() if line.strip().startswith("77")]
+    assert len(printed) == 1
+    price = float(printed[0].split("$")[1].split()[0].replace(",", ""))
+    assert price > 0  # a NaN or negative price fails here
     houses.write_text("house,bedrooms,bathrooms,area,zipcode\n77,3,2,1800,12345\n")
     refused = run_cli("predict", "--model", out / "model", "--house", houses, "--photos", photos, check=False)
     assert refused.returncode == 2 and "zip code(s) [12345] were not seen in training" in refused.stderr
@@ -67,15 +103,20 @@ def test_predict_prices_a_new_house_and_refuses_unknown_zip(run_cli, forty_house
     assert missing.returncode == 2 and "77_kitchen.jpg" in missing.stderr
 
 
-def test_compare_writes_a_leaderboard(run_cli, forty_houses, tmp_path):
+def test_compare_trains_in_parallel_and_writes_a_leaderboard(trained, run_cli, prefect_api, forty_houses, tmp_path):
+    _, cache, _ = trained
     out = tmp_path / "cmp"
-    result = run_cli("compare", "--data", forty_houses, "--out", out, "--cache", tmp_path / "cache",
-                     "--strategies", "mlp,mixed", "--trainers", "fit,batch", "--max-parallel", "2", *SMALL)
+    since = datetime.now(UTC)
+    result = run_cli("compare", "--data", forty_houses, "--out", out, "--cache", cache,
+                     "--strategies", "mlp,cnn", "--trainers", "fit,batch", "--max-parallel", "2", *SMALL)
     assert "Leaderboard:" in result.stdout
     lines = (out / "leaderboard.csv").read_text().splitlines()
     assert lines[0].startswith("rank,name,strategy,trainer,mape_mean")
     assert len(lines) == 5
-    assert {p.name for p in out.iterdir()} >= {"leaderboard.md", "leaderboard.png", "mlp-fit", "mixed-batch"}
+    assert {p.name for p in out.iterdir()} >= {"leaderboard.md", "leaderboard.png", "mlp-fit", "cnn-batch"}
+    assert_plot(out / "leaderboard.png")
+    trainings = task_runs(prefect_api, since, "train-")
+    assert len(trainings) == 4 and overlap_seconds(trainings) > 0.5  # two at a time, not one after another
 
 
 def test_compare_refuses_an_empty_list_before_any_work(run_cli, forty_houses, tmp_path):

@@ -80,6 +80,7 @@ def test_predict_gives_the_dataset_prices(trained, tmp_path, capsys, name):
     np.testing.assert_allclose(printed, expected, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_backbone_model_loads_in_a_fresh_process(trained, tmp_path):
     """The backbone's preprocessing layer must be registered on predict's own path, not only by training."""
     dataset, houses, models = trained
