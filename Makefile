@@ -10,7 +10,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint bench clean ui serve browser
+.PHONY: run test test-fast lint bench clean ui serve browser
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The quick subset while you work; `make test` and CI run everything.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 # The Prefect UI and API on http://127.0.0.1:4200 (SQLite under PREFECT_HOME); stop with Ctrl-C.
 ui: $(VENV)/.installed
@@ -39,7 +43,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check flows tasks tests bench
+	$(VENV)/bin/ruff check flows tasks tests bench tools
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_preprocess.py
