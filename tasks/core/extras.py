@@ -9,10 +9,10 @@ import importlib.util
 
 from tasks.core.errors import DataError
 
-EXTRAS = {
-    "automl": "the sweep command (AutoKeras)",
-    "dask": "sweep --workers / --dask-address (Dask)",
-    "dnn": "train-colorizer and `models toy` (ONNX export)",
+EXTRAS = {  # what needs each extra, as the subject of "... needs"
+    "automl": "an AutoKeras sweep (sweep)",
+    "dask": "a Dask cluster (sweep --workers / --dask-address)",
+    "dnn": "the ONNX export (train-colorizer, models toy)",
 }
 
 
@@ -20,5 +20,5 @@ def require_extra(extra: str, *modules: str) -> None:
     """Raise a DataError naming `pip install "house-pipeline[EXTRA]"` unless every module can be imported."""
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
-        raise DataError(f"{EXTRAS[extra]} needs the optional [{extra}] dependencies, and {', '.join(missing)} is not "
-                        f"installed: pip install \"house-pipeline[{extra}]\"")
+        raise DataError(f"{EXTRAS[extra]} needs the optional [{extra}] dependencies (not installed: "
+                        f"{', '.join(missing)}): pip install \"house-pipeline[{extra}]\"")
