@@ -10,12 +10,12 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-fast lint bench clean ui serve browser
+.PHONY: run test test-fast lint bench clean ui serve browser lock
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -41,6 +41,14 @@ serve: $(VENV)/.installed
 # Headless Chromium from Debian's packages, for the UI test and README screenshots (needs root and apt).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Re-pin requirements.lock from pyproject.toml (all extras, with hashes) with uv, kept in its own
+# folder. Existing pins are kept unless a range excludes them; add --upgrade to move them all.
+LOCK_TOOL := .lock-tool
+lock:
+	test -x $(LOCK_TOOL)/bin/uv || (python3 -m venv $(LOCK_TOOL) && $(LOCK_TOOL)/bin/pip install --quiet uv)
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --extra dask --extra automl --extra dnn --extra dev \
+		--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check flows tasks tests bench tools

@@ -1,8 +1,9 @@
-"""`python -m flows <command> --help` lists each command's options."""
+"""`house-pipeline <command> --help` (or `python -m flows <command> --help`) lists each command's options."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from pathlib import Path
@@ -17,9 +18,11 @@ from flows.config import (
     SweepConfig,
     TrainColorizerConfig,
     TrainConfig,
+    default_data,
 )
 from tasks.core import paths
 from tasks.core.errors import DataError
+from tasks.core.extras import require_extra
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -65,7 +68,7 @@ def _sweep(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from flows.deployments import serve_all
 
-    serve_all(limit=args.limit)
+    serve_all(args.file, limit=args.limit)
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -158,8 +161,24 @@ def _models(args: argparse.Namespace) -> None:
         for path in fetch_model(args.name, args.dir, args.base_url):
             print(f"{path}  (sha256 recorded in {args.dir / 'models.lock.json'})")
     else:
+        require_extra("dnn", "onnx")
         paths.check_output_file("PATH", args.path)
         print(TOY_NETWORKS[args.name](args.path))
+
+
+def _sample_data(args: argparse.Namespace) -> None:
+    from tasks.houses.sample_data import write_sample
+
+    paths.check_output_folder("DIR", args.dir)
+    count = write_sample(args.dir)
+    print(f"Wrote the sample Houses data ({count} files) to {args.dir.resolve()}")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("house-pipeline")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: run from a checkout without `pip install`)"
 
 
 def _first_sentence(doc: str) -> str:
@@ -170,8 +189,9 @@ FLOW_COMMANDS = {"preprocess", "train", "compare", "sweep", "serve", "classify",
                  "train-colorizer"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m flows", description=__doc__)
+def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description=__doc__)
+    parser.add_argument("--version", action="version", version=f"house-pipeline {_version()}")
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error on "
                         "the screen (it always goes to the error log, .house-pipeline/logs/errors.log)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -199,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the deployments declared in prefect.yaml (train, compare, sweep, preprocess, with "
                     "their schedules) from this process, reporting to PREFECT_API_URL; runs started from the "
                     "UI or on schedule execute here. Start a server first: make ui.")
+    serve.add_argument("--file", type=Path, default=Path("prefect.yaml"), metavar="PATH",
+                       help="deployments file (default: prefect.yaml in the working directory)")
     serve.add_argument("--limit", type=int, default=None, help="most flow runs at once (default: no limit)")
     serve.set_defaults(handler=_serve)
 
@@ -221,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label each photo of a Houses-format folder with its room and its house's price tier (low, "
                     "mid, high: terciles of the train houses' prices), split by house; write a manifest that "
                     "`classify --data` reads (photos are referenced, not copied).")
-    house_labels.add_argument("--data", type=Path, default=Path("data/houses"), help="Houses-format folder "
-                              "(default: data/houses)")
+    house_labels.add_argument("--data", type=Path, default=Path(default_data()), help="Houses-format folder "
+                              f"(default: $HOUSE_PIPELINE_DATA, else data/houses: {default_data()})")
     house_labels.add_argument("--out", type=Path, default=Path("runs/house-labels/labels.csv"),
                               help="manifest to write (default: runs/house-labels/labels.csv)")
     house_labels.add_argument("--test-size", type=float, default=0.25, help="share of houses held out (default 0.25)")
@@ -268,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     compact.add_argument("target", type=Path, help="new folder (must not exist)")
     compact.add_argument("--max-side", type=int, default=160, help="longest side in pixels (default: 160)")
     compact.set_defaults(handler=_compact)
+
+    sample = commands.add_parser(
+        "sample-data", help="Write the compact Houses sample that ships with the package to a folder.",
+        description="Copy the compact Houses sample (535 houses, photos at most 160 px, 18 MB; see its README.md "
+                    "for the source and citation) into DIR, the default --data when run from the folder it is in.")
+    sample.add_argument("dir", type=Path, nargs="?", default=Path("data/houses"), metavar="DIR",
+                        help="new or empty folder (default: data/houses)")
+    sample.set_defaults(handler=_sample_data)
     return parser
 
 
@@ -275,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
-    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    prog = "python -m flows" if Path(sys.argv[0]).name == "__main__.py" else "house-pipeline"
+    args = build_parser(prog).parse_args([a for a in argv if a != "--debug"])
 
     def run() -> None:
         if args.command in FLOW_COMMANDS:

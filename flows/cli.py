@@ -41,21 +41,18 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
             annotation = next(a for a in args if a is not type(None))
             args = typing.get_args(annotation)
         kwargs: dict = {"dest": name, "default": argparse.SUPPRESS}
-        default = field.default
+        default = field.get_default(call_default_factory=True)  # e.g. the default data, from the environment
         shown = "none" if default is None else str(default)
         if typing.get_origin(annotation) is list:
             item = args[0]
             choices = typing.get_args(item) if typing.get_origin(item) is typing.Literal else None
             kwargs["type"] = _comma_list(int if item is int else str)
             kwargs["metavar"] = "A,B,..." if choices is None else "{" + ",".join(choices) + "},..."
-            shown = ",".join(map(str, default)) if isinstance(default, list) else "none"
-            if field.default_factory is not None:
-                shown = ",".join(map(str, field.default_factory())) or "none"
+            shown = (",".join(map(str, default)) or "none") if isinstance(default, list) else "none"
         elif typing.get_origin(annotation) is dict:
             kwargs["type"] = _key_values
             kwargs["metavar"] = "NAME=X,..."
-            value = field.default_factory() if field.default_factory is not None else default
-            shown = ",".join(f"{k}={v}" for k, v in (value or {}).items()) or "none"
+            shown = ",".join(f"{k}={v}" for k, v in (default or {}).items()) or "none"
         elif typing.get_origin(annotation) is typing.Literal:
             kwargs["choices"] = list(args)
             kwargs["type"] = type(args[0])

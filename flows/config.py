@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -13,11 +14,20 @@ from tasks.classify.options import ClassifierOptions
 from tasks.core import paths
 from tasks.core.download import is_url
 from tasks.core.errors import DataError
+from tasks.core.extras import require_extra
 from tasks.price.options import PriceOptions, PriceSettings, Strategy
 from tasks.training.options import Trainer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = str(PROJECT_ROOT / "data" / "houses")
+
+def default_data() -> str:
+    """`HOUSE_PIPELINE_DATA`, else `data/houses` in the working directory (where `sample-data` writes)."""
+    return os.environ.get("HOUSE_PIPELINE_DATA") or "data/houses"
+
+
+def default_cache() -> Path:
+    """`HOUSE_PIPELINE_CACHE`, else `.cache` in the working directory."""
+    return Path(os.environ.get("HOUSE_PIPELINE_CACHE") or ".cache")
+
 
 Options = TypeVar("Options", bound=BaseModel)
 
@@ -35,10 +45,12 @@ class DataOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: str = Field(DEFAULT_DATA, description="Houses-format folder, or URL of a zip of one "
-                      "(downloaded once into the cache). Default: the compact copy in data/houses.")
-    cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs; entries are "
-                        "keyed by input content, parameters and code version.")
+    data: str = Field(default_factory=default_data, description="Houses-format folder, or URL of a zip of one "
+                      "(downloaded once into the cache). Default: $HOUSE_PIPELINE_DATA, else data/houses in the "
+                      "working directory (`house-pipeline sample-data` writes the compact sample there).")
+    cache: Path = Field(default_factory=default_cache, description="Cache folder, reused across runs; entries are "
+                        "keyed by input content, parameters and code version. Default: $HOUSE_PIPELINE_CACHE, "
+                        "else .cache in the working directory.")
     min_houses_per_zip: int = Field(25, ge=1, description="Drop zip codes with fewer houses.")
     test_size: float = Field(0.25, gt=0, lt=1, description="Fraction of houses held out for test.")
     tile_size: int = Field(32, ge=4, le=1024, description="Side of each photo's tile, in pixels; "
@@ -54,6 +66,8 @@ class DataOptions(BaseModel):
     def check_paths(self) -> None:
         """Every path option, before any work (see tasks.core.paths)."""
         for option, folder in self.data_inputs().items():
+            if "data" not in self.model_fields_set:
+                check_default_data(option, folder)
             paths.check_input_folder(option, folder)
         paths.check_output_folder("--cache", self.cache, self.data_inputs())
 
@@ -152,6 +166,10 @@ class SweepConfig(RunOptions):
         return parse_budgets(self.budgets, self.max_trials, self.epochs)
 
     def check_paths(self) -> None:
+        """The paths, and the optional dependencies this sweep needs, before any work."""
+        require_extra("automl", "autokeras", "keras_tuner")
+        if self.workers or self.dask_address:
+            require_extra("dask", "distributed", "prefect_dask")
         super().check_paths()
         if self.classify_data is not None:
             paths.check_input_folder("--classify-data", self.classify_data)
@@ -183,7 +201,8 @@ class ClassifyConfig(ClassifierOptions):
     data: Path | None = Field(None, description="Image folder whose sub-folders name the labels joined by _ "
                               "(red_dress/, blue_jeans/), or a CSV manifest (path + one column per label; optional "
                               "group, split). Default: the room + price tier labels of the --houses photos.")
-    houses: str = Field(DEFAULT_DATA, description="Houses-format folder the default labels come from.")
+    houses: str = Field(default_factory=default_data, description="Houses-format folder the default labels come "
+                        "from. Default: $HOUSE_PIPELINE_DATA, else data/houses in the working directory.")
     label_names: list[str] = Field(["color", "category"], min_length=1, description="Names of the parts of a "
                                    "sub-folder name (folder layout only).")
     test_size: float = Field(0.25, gt=0, lt=1, description="Share held out for test (by group/house when the "
@@ -191,7 +210,7 @@ class ClassifyConfig(ClassifierOptions):
     split_seed: int = Field(42, description="Seed of the train/test split.")
     on_bad_image: Literal["fail", "skip"] = Field("fail", description="On an unreadable image: stop with an "
                                                   "error, or leave it out and list it in the log.")
-    cache: Path = Field(Path(".cache"), description="Cache folder, reused across runs.")
+    cache: Path = Field(default_factory=default_cache, description="Cache folder, reused across runs.")
     out: Path = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
                       "model (model/: model.keras + labels.json).")
 
@@ -207,12 +226,27 @@ class ClassifyConfig(ClassifierOptions):
                 paths.check_input_folder("--data", self.data)
                 inputs["--data"] = self.data
         elif not is_url(self.houses):
+            if "houses" not in self.model_fields_set:
+                check_default_data("--houses", Path(self.houses))
             paths.check_input_folder("--houses", Path(self.houses))
             inputs["--houses"] = Path(self.houses)
         paths.check_output_folder("--cache", self.cache, inputs)
         paths.check_output_folder("--out", self.out, inputs)
 
-DEFAULT_IMAGES = str(PROJECT_ROOT / "data" / "houses" / "*_frontal.jpg")
+
+
+def check_default_data(option: str, folder: Path) -> None:
+    """The default data folder exists, or one line saying how to get it."""
+    if not folder.exists():
+        raise DataError(f"{option} {folder}: no such folder (the default: $HOUSE_PIPELINE_DATA, else data/houses in "
+                        f"the working directory); write the sample there with `house-pipeline sample-data {folder}`, "
+                        f"or pass {option} DIR")
+
+
+def default_images() -> str:
+    """The frontal photos of the default data."""
+    return str(Path(default_data()) / "*_frontal.jpg")
+
 Backend = Literal["default", "opencv", "cuda"]
 Target = Literal["cpu", "cuda", "cuda_fp16", "opencl"]
 
@@ -222,12 +256,13 @@ class DnnRunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    input: str = Field(DEFAULT_IMAGES, description="One image, a folder of images, or a glob (quote it). Default: "
-                       "the frontal house photos in data/houses.")
+    input: str = Field(default_factory=default_images, description="One image, a folder of images, or a glob (quote "
+                       "it). Default: the frontal house photos of the default --data (data/houses).")
     model: Path | None = Field(None, description="Network file for cv2.dnn.readNet (Torch .t7, .onnx, .pb, .tflite; "
                                "Caffe .caffemodel weights with --prototxt); `python -m flows models fetch NAME` "
                                "gets the published ones.")
-    cache: Path = Field(Path(".cache"), description="Cache folder: one entry per image x model x settings.")
+    cache: Path = Field(default_factory=default_cache, description="Cache folder: one entry per image x model x "
+                        "settings.")
     backend: Backend = Field("default", description="OpenCV DNN backend (cuda needs an OpenCV built with CUDA).")
     target: Target = Field("cpu", description="OpenCV DNN target device.")
     workers: int = Field(2, ge=1, le=64, description="Images processed at once (threads, one network each); "
@@ -289,11 +324,11 @@ class TrainColorizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Path = Field(PROJECT_ROOT / "data" / "houses", description="Folder of colour photos. Default: the "
-                       "house photos in data/houses.")
+    data: Path = Field(default_factory=lambda: Path(default_data()), description="Folder of colour photos. "
+                       "Default: the house photos of the default --data (data/houses).")
     out: Path = Field(Path("runs/colorizer"), description="Folder for colorizer.onnx (+ .json, .keras), "
                       "quality.json, quality.md and contact_sheet.png.")
-    cache: Path = Field(Path(".cache"), description="Cache folder: a trained colorizer is reused.")
+    cache: Path = Field(default_factory=default_cache, description="Cache folder: a trained colorizer is reused.")
     size: int = Field(96, ge=16, le=512, description="Training input side in pixels (a multiple of 8).")
     epochs: int = Field(40, ge=1, le=1000, description="Training epochs (about 5 s each on 2 CPU cores at 96 px).")
     batch_size: int = Field(32, ge=1, le=1024, description="Photos per training step.")
@@ -302,6 +337,8 @@ class TrainColorizerConfig(BaseModel):
     max_images: int | None = Field(None, ge=4, description="Use only the first N photos (sorted by name).")
 
     def check_paths(self) -> None:
+        """The paths, and the ONNX exporter's optional dependency, before any training."""
+        require_extra("dnn", "onnx")
         paths.check_input_folder("--data", self.data)
         paths.check_output_folder("--cache", self.cache, {"--data": self.data})
         paths.check_output_folder("--out", self.out, {"--data": self.data})

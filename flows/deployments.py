@@ -1,5 +1,6 @@
-"""Deployments from `prefect.yaml`, served from one process (`python -m flows serve`), so the
-served and the work-pool (`prefect deploy --all`) paths share one definition."""
+"""Deployments from `prefect.yaml`, served from one process (`house-pipeline serve`), so the
+served and the work-pool (`prefect deploy --all`) paths share one definition. The file is the one
+in the working directory (where `prefect deploy` looks too) unless `--file` names another."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from flows.config import PROJECT_ROOT
 from tasks.core.errors import DataError
 
-PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+PREFECT_YAML = Path("prefect.yaml")
 
 
 def _flow(entrypoint: str):
@@ -28,6 +28,9 @@ def _config_model(flow):
 
 def deployment_specs(path: Path = PREFECT_YAML) -> list[dict]:
     """The deployments declared in prefect.yaml, each parameter set checked against its flow's config."""
+    if not path.is_file():
+        raise DataError(f"no deployments file: looked for {path.resolve()}; run from the folder that holds "
+                        "prefect.yaml (a checkout of the project) or pass --file PATH")
     try:
         specs = yaml.safe_load(path.read_text())["deployments"]
     except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
@@ -54,12 +57,12 @@ def build_deployments(path: Path = PREFECT_YAML) -> list:
     return deployments
 
 
-def serve_all(limit: int | None = None) -> None:
+def serve_all(path: Path = PREFECT_YAML, limit: int | None = None) -> None:
     from prefect import serve
     from prefect.settings import get_current_settings
 
+    deployments = build_deployments(path)
     if not get_current_settings().api.url:
-        raise DataError("serving needs a running Prefect server: start one with `make ui` and set "
-                        "PREFECT_API_URL=http://127.0.0.1:4200/api")
-
-    serve(*build_deployments(), limit=limit)
+        raise DataError("serving needs a running Prefect server: start one with `prefect server start` (in a "
+                        "checkout: `make ui`) and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+    serve(*deployments, limit=limit)

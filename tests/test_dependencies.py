@@ -1,12 +1,72 @@
-"""The pinned dependency set runs a real AutoKeras regression search (the reason for its pins:
-AutoKeras 3.0.0's regression head fails with keras >= 3.12)."""
+"""pyproject.toml gives ranges, requirements.lock pins the set within them with hashes, and that
+set runs a real AutoKeras regression search (the reason keras stays at 3.10: AutoKeras 3.0.0's
+regression head fails with keras >= 3.12)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.conftest import ROOT
+
+# The platform requirements.lock is made for (`make lock`): CPython 3.11 on x86_64 Linux.
+LOCK_PLATFORM = {"platform_machine": "x86_64", "sys_platform": "linux", "platform_system": "Linux",
+                 "python_version": "3.11", "python_full_version": "3.11.7", "implementation_name": "cpython"}
+
+
+def _locked() -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of every entry of requirements.lock."""
+    entries, name = {}, None
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line):
+            name = canonicalize_name(match[1])
+            entries[name] = (match[2], 0)
+        elif "--hash=sha256:" in line and name is not None:
+            entries[name] = (entries[name][0], entries[name][1] + 1)
+    return entries
+
+
+def _requirements() -> dict[str, list[Requirement]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {"": [Requirement(r) for r in project["dependencies"]],
+            **{extra: [Requirement(r) for r in rs] for extra, rs in project["optional-dependencies"].items()}}
+
+
+def test_pyproject_gives_ranges_and_the_lock_pins_each_within_its_range_with_hashes():
+    locked = _locked()
+    assert len(locked) > 100 and all(hashes for _, hashes in locked.values())
+    for extra, requirements in _requirements().items():
+        for requirement in requirements:
+            assert "==" not in str(requirement.specifier), f"{requirement}: give a range, the lock pins"
+            if requirement.marker is not None and not requirement.marker.evaluate(LOCK_PLATFORM):
+                continue  # tensorflow on macOS arm64 / Linux aarch64
+            version, _ = locked[canonicalize_name(requirement.name)]  # every extra is locked too
+            assert requirement.specifier.contains(version), f"[{extra}] {requirement}: locked {version}"
+
+
+def test_the_environment_is_the_locked_set():
+    locked = _locked()
+    for requirements in _requirements().values():
+        for requirement in requirements:
+            if requirement.marker is None or requirement.marker.evaluate():
+                name = canonicalize_name(requirement.name)
+                assert importlib.metadata.version(requirement.name) == locked[name][0], requirement.name
+
+
+def test_tensorflow_cpu_where_it_has_wheels_tensorflow_elsewhere():
+    def tensorflow(machine: str) -> list[str]:
+        return [r.name for r in _requirements()[""] if r.name.startswith("tensorflow")
+                and r.marker.evaluate({**LOCK_PLATFORM, "platform_machine": machine})]
+
+    assert tensorflow("x86_64") == tensorflow("AMD64") == ["tensorflow-cpu"]
+    assert tensorflow("arm64") == tensorflow("aarch64") == ["tensorflow"]
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ or on an existing one, through prefect-dask's DaskTaskRunner (imported only when
 from __future__ import annotations
 
 from tasks.core.errors import DataError
+from tasks.core.extras import require_extra
 
 
 def check_dask_scheduler(address: str) -> int:
@@ -28,6 +29,7 @@ def points_task_runner(workers: int | None, dask_address: str | None, api_url: s
 
     if not (dask_address or workers):
         return ThreadPoolTaskRunner(max_workers=1)
+    require_extra("dask", "distributed", "prefect_dask")
     from prefect_dask import DaskTaskRunner
 
     if dask_address:

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from tasks.core.errors import DataError
+from tasks.core.extras import require_extra
 from tasks.core.files import atomic_path
 
 
 def keras_to_onnx(model, path: Path, input_name: str = "L") -> Path:
     """Write `model` (one NHWC image input, a chain of supported layers) as an NCHW ONNX graph."""
+    require_extra("dnn", "onnx")
     from onnx import helper
 
     nodes, weights, current = [], {}, input_name
@@ -83,6 +85,7 @@ def keras_to_onnx(model, path: Path, input_name: str = "L") -> Path:
 def save_onnx(nodes: list, initializers: dict[str, np.ndarray], path: Path, channels_in: int = 3,
               channels_out: int = 3, input_name: str = "input") -> Path:
     """A graph with one NCHW float input of any height and width, written atomically."""
+    require_extra("dnn", "onnx")
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

@@ -185,6 +185,11 @@ def cases(w: dict) -> list[tuple[str, list[str], int, str]]:
         ("train-colorizer: size not a multiple of 8", ["train-colorizer", "--size", "20"], 2, "multiple of 8"),
         ("models fetch: unknown network", ["models", "fetch", "nope", "--dir", out], 2, "unknown model 'nope'"),
         ("models toy: path is a folder", ["models", "toy", "sepia", str(r)], 2, "is a folder; give a file name"),
+        ("preprocess: default data missing here", ["preprocess", "--out", out], 2,
+         "write the sample there with `house-pipeline sample-data data/houses`"),
+        ("serve: no prefect.yaml here", ["serve"], 2, "no deployments file: looked for"),
+        ("serve: --file missing", ["serve", "--file", str(r / "none.yaml")], 2, f"looked for {r / 'none.yaml'}"),
+        ("sample-data: DIR not empty", ["sample-data", str(r)], 2, "already exists and is not an empty folder"),
     ]
 
 
