@@ -8,7 +8,7 @@ OUT ?= runs/latest
 # Project-local Prefect state unless the user has their own; no analytics (no internet here).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: run test test-fast lint bench clean ui serve browser lock
 

@@ -302,7 +302,10 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    # TensorFlow's C++ log lines, errors included, are hidden unless asked for (TF_CPP_MIN_LOG_LEVEL=0): on a
+    # healthy run TF 2.20 prints an error line ("NodeDef mentions attribute use_unbounded_threadpool") whenever
+    # op determinism rewrites Keras's parallel map for a last partial batch. Real failures still raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
     prog = "python -m flows" if Path(sys.argv[0]).name == "__main__.py" else "house-pipeline"

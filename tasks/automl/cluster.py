@@ -3,6 +3,8 @@ or on an existing one, through prefect-dask's DaskTaskRunner (imported only when
 
 from __future__ import annotations
 
+import os
+
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
 
@@ -34,7 +36,8 @@ def points_task_runner(workers: int | None, dask_address: str | None, api_url: s
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
-    env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                           cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                           "dashboard_address": None, "env": env})

@@ -21,7 +21,8 @@ def load_keras_model(path: Path, what: str = "model", custom_objects: dict | Non
         raise DataError(f"not a Keras .keras file (truncated or another format); {what}s are saved as "
                         ".keras by this pipeline: train it again or restore the file", path)
     try:
-        return keras.models.load_model(path, custom_objects=custom_objects, safe_mode=True)
+        # For inference: compile=False also spares the optimizer state and Keras's warning about it.
+        return keras.models.load_model(path, custom_objects=custom_objects, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises ValueError, TypeError, KeyError, OSError... for a bad file
         reason = " ".join(str(error).split())[:300]
         if "safe_mode" in reason or "Lambda" in reason:
