@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.core.errors import DataError
+from tasks.core.errors import DataError, TimeLimitReached
 from tasks.core.state import error_log
 
 
@@ -170,6 +170,9 @@ def run_command(run: Callable[[], object], debug: bool = False) -> int:
             for e in error.errors())
         print(f"error: invalid parameters: {problems}", file=sys.stderr)
         return 2
+    except TimeLimitReached as error:  # the run's own --time-limit: expected, said in one line
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -27,6 +27,10 @@ def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> 
     runs = [(f"{strategy}/{trainer}", evaluate_task.submit(future, dataset, options,
                                                            config.out / f"{strategy}-{trainer}", info, None))
             for (strategy, trainer, options), future in zip(configurations, trained)]
+    for future in trained:  # a training that failed (or hit --time-limit) is the run's error, not its
+        future.wait()       # evaluation left waiting for it
+    for future in trained:
+        future.result()
     return [{"name": name, **future.result()} for name, future in runs]
 
 

@@ -94,9 +94,9 @@ def assert_plot(path: Path, min_width: int = 200) -> np.ndarray:
     return image
 
 
-def task_runs(prefect_api: str, since, name_prefix: str) -> list:
-    """The completed task runs whose name starts with `name_prefix` and that started after `since` (a
-    timezone-aware datetime), read back through the Prefect client."""
+def task_runs(prefect_api: str, since, name_prefix: str, state: str = "Completed") -> list:
+    """The task runs in state `state` (its name: Completed, TimedOut, ...) whose name starts with
+    `name_prefix` and that started after `since` (a timezone-aware datetime), read through the client."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -108,7 +108,7 @@ def task_runs(prefect_api: str, since, name_prefix: str) -> list:
 
     with temporary_settings({PREFECT_API_URL: prefect_api}):
         runs = asyncio.run(read())
-    return [run for run in runs if run.name.startswith(name_prefix) and run.state and run.state.is_completed()]
+    return [run for run in runs if run.name.startswith(name_prefix) and run.state and run.state.name == state]
 
 
 def overlap_seconds(runs: list) -> float:

@@ -25,6 +25,10 @@ class DataError(Exception):
         return (DataError, (self.message, self.path, self.line))
 
 
+class TimeLimitReached(TimeoutError):
+    """A run's own time limit passed (Prefect marks the task TimedOut); what was finished is kept."""
+
+
 class DataErrors(DataError):
     """Several problems found in one pass, reported together, with what to do about them."""
 

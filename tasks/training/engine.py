@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks.core.errors import DataError
+from tasks.core.errors import DataError, TimeLimitReached
 from tasks.core.files import atomic_path
 from tasks.training.options import TrainerOptions
 
@@ -140,6 +140,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Deadline(keras.callbacks.Callback):
+    """Stops a training at its time limit, after the batch that crosses it, wherever the training runs (main
+    thread, a task runner's thread, a Dask worker): Prefect's own timeout cannot interrupt work outside the
+    main thread. The checkpoint of the last finished epoch stays, so a re-run resumes from it."""
+
+    def __init__(self, seconds: float | None, checkpoint: Checkpoint):
+        super().__init__()
+        self.seconds, self.checkpoint = seconds, checkpoint
+        self.ends = time.monotonic() + seconds if seconds else None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.ends is not None and time.monotonic() > self.ends:
+            raise TimeLimitReached(f"the time limit of {self.seconds:g} s (--time-limit) was reached after epoch "
+                                   f"{self.checkpoint.state['epoch']}; run again to resume from that epoch")
+
+
 def save_model_file(model: keras.Model, path: Path) -> Path:
     with atomic_path(path) as tmp:  # keeps the .keras suffix Keras asks for
         model.save(tmp)
@@ -178,8 +194,8 @@ def _first_loss(value) -> float:
 
 
 def _run_batch_loop(model: keras.Model, x: dict, y, xv: dict, yv, options: TrainerOptions, start: int,
-                    callback: keras.callbacks.Callback) -> None:
-    callbacks = keras.callbacks.CallbackList([callback], model=model)
+                    callback_list: list[keras.callbacks.Callback]) -> None:
+    callbacks = keras.callbacks.CallbackList(callback_list, model=model)
     rng = np.random.default_rng(options.seed + start)
     n = count_rows(y)
     callbacks.on_train_begin()
@@ -190,6 +206,7 @@ def _run_batch_loop(model: keras.Model, x: dict, y, xv: dict, yv, options: Train
         for begin in range(0, n, options.batch_size):
             rows = order[begin:begin + options.batch_size]
             total += _first_loss(model.train_on_batch(take_rows(x, rows), take_rows(y, rows))) * len(rows)
+            callbacks.on_train_batch_end(begin // options.batch_size)
         logs = {"loss": total / n}
         if count_rows(yv):
             logs["val_loss"] = _first_loss(model.evaluate(xv, yv, batch_size=options.batch_size, verbose=0))
@@ -265,13 +282,14 @@ def run_trainer(build: Callable[[int], keras.Model], data: FitData, options: Tra
     x, y, xv, yv = data.x, data.y, data.x_val, data.y_val
     if state["epoch"] < options.epochs and not _stopped_early(state, options):
         validation = (xv, yv) if count_rows(yv) else None
-        common = dict(epochs=options.epochs, initial_epoch=state["epoch"], callbacks=[callback], verbose=0)
+        callbacks = [callback, Deadline(options.time_limit, checkpoint)]
+        common = dict(epochs=options.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0)
         if options.trainer == "fit":
             model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=validation, **common)
         elif options.trainer == "stream":
             model.fit(data.stream(batch_size), validation_data=validation, **common)
         elif options.trainer == "batch":
-            _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callback)
+            _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callbacks)
         else:
             # Whole global batches only: replicas must get equal shares (the last partial batch is dropped).
             batches = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(count_rows(y), seed=options.seed).batch(

@@ -60,6 +60,10 @@ class TrainerSettings(BaseModel):
     fine_tune_layers: int = Field(0, ge=0, description="Train the backbone's last N layers (0: frozen, a feature "
                                   "extractor).")
     seed: int = Field(42, description="Seed of weights, shuffling and the validation split.")
+    # Not part of what is trained (left out of model_dump, so of cache keys and reports): when to give up.
+    time_limit: float | None = Field(None, gt=0, exclude=True, description="Seconds a training may run; past "
+                                     "them it stops after the current batch, the task ends TimedOut, and a "
+                                     "re-run resumes from the last finished epoch (default: no limit).")
 
     @classmethod
     def defaults_for(cls, values: dict) -> dict:

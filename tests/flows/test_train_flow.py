@@ -32,7 +32,7 @@ def trained(run_cli, prefect_api, forty_houses, tmp_path_factory):
     out, cache = folder / "run", folder / "cache"
     result = run_cli("train", "--data", forty_houses, "--out", out, "--cache", cache, "--strategy", "mixed",
                      "--cv", "2", *SMALL)
-    return out, cache, result.stdout
+    return out, cache, result.stdout + result.stderr
 
 
 def _train_entries(cache: Path) -> dict[str, int]:
@@ -43,6 +43,9 @@ def _train_entries(cache: Path) -> dict[str, int]:
 def test_train_writes_metrics_report_plots_model_and_artifacts(trained, prefect_api):
     out, _, stdout = trained
     assert "Report:" in stdout and "Test MAPE" in stdout
+    noise = [line for line in stdout.splitlines() if any(mark in line for mark in (
+        "| ERROR", "| WARNING", " E tensorflow", "Warning:", "Traceback"))]
+    assert noise == []  # a healthy run prints no error or warning lines
     metrics = json.loads((out / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     assert metrics["n_test"] == 10 and metrics["n_train"] == 30 and metrics["epochs"] == 2
@@ -117,6 +120,27 @@ def test_compare_trains_in_parallel_and_writes_a_leaderboard(trained, run_cli, p
     assert_plot(out / "leaderboard.png")
     trainings = task_runs(prefect_api, since, "train-")
     assert len(trainings) == 4 and overlap_seconds(trainings) > 0.5  # two at a time, not one after another
+
+
+def test_trainings_in_a_thread_pool_stop_at_their_time_limit_and_resume(run_cli, prefect_api, forty_houses,
+                                                                         tmp_path):
+    """Prefect cannot interrupt a task in a worker thread; the deadline inside the training loop can."""
+    args = ("compare", "--data", forty_houses, "--out", tmp_path / "cmp", "--cache", tmp_path / "cache",
+            "--strategies", "mlp", "--trainers", "fit,batch", "--max-parallel", "2", "--min-houses-per-zip", "3",
+            "--tile-size", "8", "--batch-size", "4", "--epochs", "100000", "--time-limit", "5")
+    since = datetime.now(UTC)
+    stopped = run_cli(*args, check=False)
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the time limit of 5 s (--time-limit) was reached after epoch" in errors[0]
+    assert "Traceback" not in stopped.stderr
+    timed_out = task_runs(prefect_api, since, "train-", state="TimedOut")
+    assert len(timed_out) == 2 and all("time limit of 5 s" in run.state.message for run in timed_out)
+    assert all((run.end_time - run.start_time).total_seconds() < 60 for run in timed_out)
+
+    again = run_cli(*args, check=False)  # resumes each training from its last finished epoch
+    assert again.stdout.count("Resuming from the checkpoint after epoch") + again.stderr.count(
+        "Resuming from the checkpoint after epoch") == 2
 
 
 def test_compare_refuses_an_empty_list_before_any_work(run_cli, forty_houses, tmp_path):
