@@ -5,6 +5,7 @@ in the working directory (where `prefect deploy` looks too) unless `--file` name
 from __future__ import annotations
 
 import importlib
+import os
 import typing
 from pathlib import Path
 
@@ -14,6 +15,26 @@ from pydantic import ValidationError
 from tasks.core.errors import DataError
 
 PREFECT_YAML = Path("prefect.yaml")
+# Task runs tagged "training" (price and classifier training, cross-validation, AutoML points, the colorizer)
+# take a slot of this Prefect tag concurrency limit, created by `serve`: on a 2-core machine one at a time,
+# so a nightly train, a weekly sweep and an on-demand compare queue up (AwaitingConcurrencySlot in the UI)
+# instead of sharing the cores. HOUSE_PIPELINE_TRAINING_SLOTS sets the number of slots.
+TRAINING_TAG = "training"
+
+
+def training_slots() -> int:
+    value = os.environ.get("HOUSE_PIPELINE_TRAINING_SLOTS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise DataError(f"HOUSE_PIPELINE_TRAINING_SLOTS={value!r}: give a whole number of slots, 1 or more")
+    return int(value)
+
+
+def ensure_training_limit(slots: int) -> None:
+    """Create (or set) the "training" tag concurrency limit on the server."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=TRAINING_TAG, concurrency_limit=slots)  # creates or updates
 
 
 def _flow(entrypoint: str):
@@ -65,4 +86,15 @@ def serve_all(path: Path = PREFECT_YAML, limit: int | None = None) -> None:
     if not get_current_settings().api.url:
         raise DataError("serving needs a running Prefect server: start one with `prefect server start` (in a "
                         "checkout: `make ui`) and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+    from flows.alerts import ALERT_URL_ENV, alert_url, ensure_alerts
+
+    slots = training_slots()
+    ensure_training_limit(slots)
+    print(f"Training tasks run {slots} at a time (tag concurrency limit {TRAINING_TAG!r}; set "
+          "HOUSE_PIPELINE_TRAINING_SLOTS to change it)", flush=True)
+    if url := alert_url():
+        ensure_alerts(url)
+        print(f"Failed or crashed deployment runs are notified to {url}", flush=True)
+    else:
+        print(f"No alerts: set {ALERT_URL_ENV} to a webhook URL to be told of failed runs", flush=True)
     serve(*deployments, limit=limit)

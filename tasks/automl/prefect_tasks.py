@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.automl import point
 from tasks.automl.options import Budget, SearchSpace
 from tasks.automl.report import point_markdown, write_sweep_leaderboard
-from tasks.core.artifacts import artifact_key
+from tasks.core.artifacts import artifact_key, publish_markdown
 
 
-@task(name="automl-point", cache_policy=NO_CACHE, task_run_name="automl-{sweep_task}-{budget.name}", tags=["automl"])
+@task(name="automl-point", cache_policy=NO_CACHE, task_run_name="automl-{sweep_task}-{budget.name}",
+      tags=["automl", "training"])
 def automl_point_task(cache_dir: Path, data: point.PointData, sweep_task: str, budget: Budget, space: SearchSpace,
                       out: Path, threads: int | None) -> dict:
     """One budget point: search (or resume, or reuse), copy its files to OUT/points/TASK-BUDGET."""
@@ -23,9 +23,10 @@ def automl_point_task(cache_dir: Path, data: point.PointData, sweep_task: str, b
     point.limit_threads(threads, log)
     entry, result, reused = point.search_point(cache_dir, data, sweep_task, budget, space, log)
     target = point.copy_point(entry, out / "points" / f"{sweep_task}-{budget.name}")
-    create_markdown_artifact(point_markdown(result, (target / "trials.csv").read_text()),
-                             key=artifact_key("automl", sweep_task, budget.name),
-                             description=f"AutoML {sweep_task} at budget {budget.name}")
+    plot = "confusion.png" if sweep_task == "classify" else "predicted_vs_actual.png"
+    publish_markdown(point_markdown(result, (target / "trials.csv").read_text()) + f"\n![{plot[:-4]}]({plot})\n",
+                     artifact_key("automl", sweep_task, budget.name), f"AutoML {sweep_task} at budget {budget.name}",
+                     target)
     metric, score = point.score_of(result)
     log.info("AutoML %s %s: test %s %.4g after %.0f s, %d trial(s)%s", sweep_task, budget.name, metric, score,
              result["seconds"], result["trials_run"], " (reused)" if reused else "")
@@ -36,6 +37,6 @@ def automl_point_task(cache_dir: Path, data: point.PointData, sweep_task: str, b
 def sweep_leaderboard_task(rows: list[dict], out: Path) -> dict:
     """Markdown, CSV and plot of every point and hand-built model; the markdown as an artifact."""
     paths = write_sweep_leaderboard(rows, out)
-    create_markdown_artifact(paths["markdown"].read_text(), key="sweep-leaderboard",
-                             description="AutoML sweep: test score per task and budget, hand-built models beside")
+    publish_markdown(paths["markdown"].read_text(), "sweep-leaderboard",
+                     "AutoML sweep: test score per task and budget, hand-built models beside", out)
     return {name: str(path) for name, path in paths.items()}

@@ -114,4 +114,4 @@ def evaluate_classifier(folder: Path, done: dict, images: LabelledImages, option
     table_rows = [{"column": name, "accuracy": round(m["accuracy"], 4), "chance": round(m["chance"], 4),
                    "majority": round(m["majority"], 4)} for name, m in metrics["columns"].items()]
     return metrics, Report("classify", text, "Classification report", table_rows, "accuracy",
-                           f"{encoding.kind} test accuracy per label column", figures, "classify-plot")
+                           f"{encoding.kind} test accuracy per label column", figures, "classify-plot", out)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.core.artifacts import publish_markdown
 from tasks.core.cache import Cache
 from tasks.dnn import reports
 from tasks.dnn.batch import DnnJob, chunked, process_image
@@ -46,11 +46,11 @@ def batch_report_task(kind: str, config: dict, out: Path, images: list[tuple[Pat
                       seconds: float, engine: str, workers: int, sheet_images: int) -> dict:
     """Contact sheet, timing table, summary.json; the summary as a Prefect artifact."""
     summary, text = reports.batch_report(kind, config, out, images, rows, seconds, engine, workers, sheet_images)
-    create_markdown_artifact(text, key=f"{kind}-summary", description=f"{kind} batch summary")
+    publish_markdown(text, f"{kind}-summary", f"{kind} batch summary", out)
     return summary
 
 
-@task(name="train-colorizer", cache_policy=NO_CACHE)
+@task(name="train-colorizer", cache_policy=NO_CACHE, tags=["training"])
 def train_colorizer_task(data: Path, cache_dir: Path, size: int, epochs: int, batch_size: int,
                          test_fraction: float, seed: int, max_images: int | None) -> tuple[Path, list[Path]]:
     """Train (or reuse) the colorizer on the folder's photos; (cache entry, held-out photo paths)."""
@@ -63,7 +63,7 @@ def train_colorizer_task(data: Path, cache_dir: Path, size: int, epochs: int, ba
 def colorizer_report_task(entry: Path, held_out: list[Path], size: int, out: Path) -> dict:
     """The colorizer copied to `out`, its held-out quality vs gray (quality.json/.md, contact sheet); artifact."""
     result, text = reports.colorizer_report(entry, held_out, size, out)
-    create_markdown_artifact(text, key="colorizer-quality", description="Our colorizer vs leaving the photos gray")
+    publish_markdown(text, "colorizer-quality", "Our colorizer vs leaving the photos gray", out)
     get_run_logger().info("Colorizer on %d held-out photos: PSNR %.2f dB (gray %.2f), Lab error %.2f (gray %.2f)",
                           result["photos"], result["psnr"], result["psnr_gray"], result["lab_error"],
                           result["lab_error_gray"])

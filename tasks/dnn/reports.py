@@ -26,6 +26,8 @@ def batch_report(kind: str, config: dict, out: Path, images: list[tuple[Path, st
     lines = [f"# {kind}: {totals['images']} images", "", f"- {engine}, {workers} worker(s)",
              f"- {totals['done']} new, {totals['reused']} reused, {totals['skipped']} skipped; "
              f"{totals['images_per_second']} images/s", f"- outputs and contact sheet: `{out.resolve()}`", ""]
+    if sheet:
+        lines += ["![contact sheet: inputs and outputs](contact_sheet.png)", ""]
     if skipped:
         lines += ["## Skipped", "", markdown_table(skipped, ["image", "reason"]), ""]
     return summary, "\n".join(lines)
@@ -49,8 +51,9 @@ def colorizer_report(entry: Path, held_out: list[Path], size: int, out: Path) ->
                f"| our colorizer | {result['psnr']:.2f} | {result['lab_error']:.2f} |\n"
                f"| gray (ab = 0) | {result['psnr_gray']:.2f} | {result['lab_error_gray']:.2f} |\n")
     table = markdown_table(result["per_photo"], columns)
-    atomic_write_bytes(out / "quality.md", f"{summary}\n{table}\n".encode())
     pairs = [(path.name, image, colorize(net, image, size)) for path, image in photos[:12]]
     contact_sheet(pairs, out / "contact_sheet.png")
+    summary += "\n![held-out photos: original and colorized](contact_sheet.png)\n"
+    atomic_write_bytes(out / "quality.md", f"{summary}\n{table}\n".encode())
     kept = {key: value for key, value in result.items() if key != "per_photo"}
     return kept | {"model": str(out / "colorizer.onnx")}, summary

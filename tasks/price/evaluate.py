@@ -68,4 +68,4 @@ def evaluate_model(model_file: Path, done: dict, dataset: Dataset, options: Pric
     table = [{"metric": METRIC_LABELS[n], "model": round(metrics[n], 4), "baseline": round(baseline[n], 4)}
              for n in METRIC_NAMES]
     return {**metrics, "baseline": baseline, "cv": cv}, Report("train", text, "Training report", table, "metrics",
-                           f"{options.strategy}/{options.trainer} test metrics", figures, "plot")
+                           f"{options.strategy}/{options.trainer} test metrics", figures, "plot", out)

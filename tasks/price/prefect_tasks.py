@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.core.artifacts import publish
+from tasks.core.artifacts import publish, publish_markdown
 from tasks.core.hashing import code_version, digest
 from tasks.core.splits import kfold_rows
 from tasks.houses.dataset import Dataset
@@ -76,5 +75,5 @@ def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOp
 def leaderboard_task(rows: list[dict], out: Path, title: str) -> dict:
     """Rank the configurations by test MAPE; write markdown, CSV and plot."""
     paths = leaderboard.write_price_leaderboard(rows, out, title)
-    create_markdown_artifact(paths["markdown"].read_text(), key="leaderboard", description=title)
+    publish_markdown(paths["markdown"].read_text(), "leaderboard", title, out)
     return {name: str(path) for name, path in paths.items()}

@@ -10,14 +10,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.fixtures import make_houses
+from tests.fixtures import make_houses, overlap_seconds
 
 TINY = {"min_houses_per_zip": 3, "tile_size": 8, "epochs": 2, "batch_size": 4}
 
@@ -62,12 +64,35 @@ def server(tmp_path_factory):
         process.wait(30)
 
 
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver: keeps each POSTed body."""
+
+    def do_POST(self):
+        self.server.received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def served(server, tmp_path_factory):
-    """`python -m flows serve` running against the server until the module ends."""
+def alerts():
+    """A small HTTP receiver for the alert webhook: (its URL, the bodies received)."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    receiver.received = []
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{receiver.server_address[1]}/hook", receiver.received
+    receiver.shutdown()
+
+
+@pytest.fixture(scope="module")
+def served(server, alerts, tmp_path_factory):
+    """`python -m flows serve` running against the server until the module ends, alerts to the receiver."""
     api, _, env = server
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = subprocess.Popen([sys.executable, "-m", "flows", "serve"], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "flows", "serve"], cwd=ROOT,
+                               env={**env, "HOUSE_PIPELINE_ALERT_URL": alerts[0]},
                                stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     try:
         _wait(lambda: _client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly")), 180,
@@ -187,21 +212,72 @@ def test_invalid_parameters_are_rejected_by_the_api(server, served, config, fiel
     assert raised.value.response.status_code in (409, 422) and field in raised.value.response.text
 
 
-def test_a_failed_run_says_why_in_its_final_state(server, served, tmp_path):
+def test_a_failed_run_says_why_in_its_final_state_and_alerts(server, served, alerts, tmp_path):
     api, _, _ = server
     missing = tmp_path / "no-such-folder"
     run = _run_deployment(api, "preprocess/on-demand", {"config": {"data": str(missing), "cache": str(tmp_path / "c"),
                                                                    "out": str(tmp_path / "o")}})
     assert run.state.is_failed()
     assert str(missing) in run.state.message, run.state.message
+    # The automation `serve` created sends the failure to the webhook.
+    body = _wait(lambda: next((b for b in alerts[1] if run.name in b), None), 120, "the failure alert")
+    assert "Failed" in json.loads(body)["subject"] and str(missing) in json.loads(body)["body"]
 
 
-def test_the_ui_shows_the_run_by_name(server, served, houses, tmp_path, chromium):
-    browser = chromium
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from tests.browser import Browser
+
+    opened = Browser(chromium)
+    yield opened
+    opened.close()
+
+
+def _screenshot_folder(tmp_path: Path) -> Path:
+    """Where UI screenshots go: $UI_SCREENSHOTS (to keep them, e.g. for the README) or the test's folder."""
+    return Path(os.environ.get("UI_SCREENSHOTS", tmp_path))
+
+
+def test_the_ui_shows_the_run_and_its_report_with_the_plots_in_the_page(server, served, houses, tmp_path, browser):
     api, ui, _ = server
     config = {"data": str(houses), "cache": str(tmp_path / "cache"), "out": str(tmp_path / "out"), "strategy": "mlp",
               **TINY}
     run = _run_deployment(api, "train/nightly", {"config": config})
-    page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-                           "--dump-dom", f"{ui}/runs/flow-run/{run.id}"], capture_output=True, text=True, timeout=120)
-    assert run.name in page.stdout
+    browser.open(f"{ui}/runs/flow-run/{run.id}", f"document.body.innerText.includes({json.dumps(run.name)})")
+    browser.screenshot(_screenshot_folder(tmp_path) / "flow-run.png")
+
+    report = next(a for a in _run_artifacts(api, run.id) if a.key == "train-report")
+    assert report.data.count("](data:image/png;base64,") == 3 and "file://" not in report.data
+    browser.open(f"{ui}/artifacts/artifact/{report.id}",
+                 "document.images.length >= 3 && Array.from(document.images).every(i => i.complete)")
+    plots = "Array.from(document.images).filter(i => i.src.startsWith('data:image/png'))"
+    widths = browser.evaluate(f"{plots}.map(i => i.naturalWidth)")
+    assert len(widths) == 3 and all(width > 100 for width in widths), widths  # decoded and shown by the UI
+    browser.evaluate(f"{plots}[0].scrollIntoView()")
+    browser.screenshot(_screenshot_folder(tmp_path) / "train-report.png")
+
+
+def test_two_training_runs_started_together_take_turns(server, served, houses, tmp_path):
+    """`serve` created the "training" tag limit (1 slot): the second run's training waits for the first's."""
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    api, _, _ = server
+    limit = _client_call(api, lambda c: c.read_concurrency_limit_by_tag("training"))
+    assert limit.concurrency_limit == 1
+    deployment = _client_call(api, lambda c: c.read_deployment_by_name("train/nightly"))
+    runs = [_client_call(api, lambda c, n=n: c.create_flow_run_from_deployment(deployment.id, parameters={"config": {
+        "data": str(houses), "cache": str(tmp_path / f"cache{n}"), "out": str(tmp_path / f"out{n}"),
+        "strategy": "mixed", **TINY, "epochs": 30}})) for n in range(2)]  # separate caches: no shared work
+
+    def finished():
+        states = [_client_call(api, lambda c, r=r: c.read_flow_run(r.id)).state for r in runs]
+        return all(s.is_final() for s in states) and states
+
+    states = _wait(finished, 600, "both training runs")
+    assert all(state.is_completed() for state in states), [state.message for state in states]
+    trainings = _client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
+        id={"any_": [r.id for r in runs]})))
+    trainings = [t for t in trainings if t.name.startswith("train-")]
+    assert len(trainings) == 2 and overlap_seconds(trainings) == 0  # one after the other ...
+    first, second = sorted(trainings, key=lambda t: t.start_time)
+    assert second.created < first.end_time <= second.start_time  # ... because the second waited for a slot

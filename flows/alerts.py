@@ -1,0 +1,48 @@
+"""Alerts for served deployments: a Prefect automation that sends a notification when a deployment's flow
+run fails or crashes (a scheduled nightly train, say), through a Prefect notification block.
+
+One setting turns them on: HOUSE_PIPELINE_ALERT_URL, a webhook URL (Slack, Teams, a chat bot, an HTTP
+receiver of your own); `serve` then creates, or replaces, the block and the automation, so they are
+declared here, next to the deployments. Other channels (email, Slack's own block) are other Prefect
+notification blocks: create one in the UI and point the automation at it.
+"""
+
+from __future__ import annotations
+
+import os
+
+ALERT_URL_ENV = "HOUSE_PIPELINE_ALERT_URL"
+BLOCK_NAME = "house-pipeline-alerts"
+AUTOMATION_NAME = "house-pipeline: a deployment run failed"
+FAILED_OR_CRASHED = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+
+
+def alert_url() -> str | None:
+    return os.environ.get(ALERT_URL_ENV) or None
+
+
+def ensure_alerts(url: str) -> None:
+    """The webhook block and the automation, created or replaced (serving twice keeps one of each)."""
+    from prefect.automations import Automation, EventTrigger, Posture
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events.actions import SendNotification
+
+    block = CustomWebhookNotificationBlock(name=BLOCK_NAME, url=url, method="POST",
+                                           json_data={"subject": "{{subject}}", "body": "{{body}}"})
+    block_id = block.save(BLOCK_NAME, overwrite=True)
+    try:
+        Automation.read(name=AUTOMATION_NAME).delete()
+    except ValueError:  # none yet
+        pass
+    Automation(
+        name=AUTOMATION_NAME,
+        description="Notify when a flow run of a deployment (scheduled or started from the UI) fails or crashes.",
+        trigger=EventTrigger(expect=FAILED_OR_CRASHED, match={"prefect.resource.id": "prefect.flow-run.*"},
+                             match_related={"prefect.resource.role": "deployment"}, posture=Posture.Reactive,
+                             threshold=1),
+        actions=[SendNotification(
+            block_document_id=block_id,
+            subject="house-pipeline: {{ flow_run.name }} {{ flow_run.state.name }}",
+            body="Flow run {{ flow_run.name }} of deployment {{ deployment.name }} ended "
+                 "{{ flow_run.state.name }}: {{ flow_run.state.message }}")],
+    ).create()
