@@ -197,6 +197,9 @@ def test_schedules_are_registered_with_their_cron_and_timezone(server, served):
     assert set(nightly.tags) == {"houses", "train"}
     assert nightly.parameter_openapi_schema["definitions"]["TrainConfig"]["properties"]["trainer"]["enum"] == [
         "fit", "stream", "batch", "distributed"]
+    # Deployments run anywhere: no path of this checkout is baked into what the server stores.
+    for deployment in (nightly, weekly):
+        assert str(ROOT) not in json.dumps(deployment.parameter_openapi_schema) + json.dumps(deployment.parameters)
 
 
 @pytest.mark.parametrize("config, field", [({"epochs": 0}, "epochs"), ({"trainer": "magic"}, "trainer"),
