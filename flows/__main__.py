@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     # healthy run TF 2.20 prints an error line ("NodeDef mentions attribute use_unbounded_threadpool") whenever
     # op determinism rewrites Keras's parallel map for a last partial batch. Real failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Without PREFECT_API_URL each run starts a temporary Prefect server; its first start on a new machine
+    # creates and migrates the SQLite database, which takes longer than Prefect's default 20 s on 2 cores.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
     prog = "python -m flows" if Path(sys.argv[0]).name == "__main__.py" else "house-pipeline"
