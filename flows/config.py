@@ -166,7 +166,8 @@ class SweepConfig(RunOptions):
         return parse_budgets(self.budgets, self.max_trials, self.epochs)
 
     def check_paths(self) -> None:
-        """The paths, and the optional dependencies this sweep needs, before any work."""
+        """Everything that can be checked before any search: the optional dependencies this sweep needs,
+        the paths, the budgets, the classify image folder and the Dask scheduler."""
         require_extra("automl", "autokeras", "keras_tuner")
         if self.workers or self.dask_address:
             require_extra("dask", "distributed", "prefect_dask")
@@ -174,14 +175,15 @@ class SweepConfig(RunOptions):
         if self.classify_data is not None:
             paths.check_input_folder("--classify-data", self.classify_data)
             paths.check_output_folder("--out", self.out, {"--classify-data": self.classify_data})
-
-    def checked_budgets(self) -> list[Budget]:
-        """The budget points, after checking every input that can be checked before any search."""
+        self.budget_points()
         if "classify" in self.tasks and self.classify_data is not None:
             from tasks.automl.data import scan_image_folder
 
             scan_image_folder(self.classify_data)
-        return self.budget_points()
+        if self.dask_address:
+            from tasks.automl.cluster import check_dask_scheduler
+
+            check_dask_scheduler(self.dask_address)
 
     def search_space(self) -> SearchSpace:
         return SearchSpace(image_block=self.image_block, tuner=self.tuner, seed=self.seed,

@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from flows.config import SweepConfig
 from flows.preprocess import preprocess_flow
 from flows.train import data_info
-from tasks.automl.cluster import check_dask_scheduler, points_task_runner
+from tasks.automl.cluster import points_task_runner
 from tasks.automl.options import HAND_BUILT, Budget
 from tasks.automl.point import PointData, hand_built_row
 from tasks.automl.prefect_tasks import automl_point_task, sweep_leaderboard_task
@@ -66,20 +66,11 @@ def sweep_points_flow(config: SweepConfig, preprocessed: Preprocessed, budgets: 
         for name, options, out, future in hand_built]
 
 
-def checked_sweep(config: SweepConfig) -> list[Budget]:
-    """Every input that can be checked before any search: paths, budgets, the image folder, the Dask
-    scheduler. The command line calls it before the flow starts; the flow again, for deployments."""
-    config.check_paths()
-    budgets = config.checked_budgets()
-    if config.dask_address:
-        check_dask_scheduler(config.dask_address)
-    return budgets
-
-
 @flow(name="sweep", flow_run_name=_run_name)
 def sweep_flow(config: SweepConfig) -> list[dict]:
     """AutoKeras sweep over budgets; leaderboard under `config.out`."""
-    budgets = checked_sweep(config)
+    config.check_paths()  # the command line checked before the flow started; deployments are checked here
+    budgets = config.budget_points()
     runner = points_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
     preprocessed = preprocess_flow(config.preprocess_config())
     rows = sweep_points_flow.with_options(task_runner=runner)(config, preprocessed, budgets)

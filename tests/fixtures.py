@@ -61,21 +61,27 @@ def run_stages(data: Path, cache_dir: Path, tile_size=16, test_size=0.25, min_ho
     return montages, build_dataset(cache, kept, montages, test_size, 42)
 
 
-def read_artifact(prefect_api: str, key: str):
-    """The newest artifact with this key, read back through the Prefect client."""
+def client_call(prefect_api: str, call):
+    """`await call(client)` with a Prefect client of the API at `prefect_api`; its result."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    async def read():
+    async def run():
         async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                                sort=ArtifactSort.CREATED_DESC, limit=1)
-            return found[0]
+            return await call(client)
 
     with temporary_settings({PREFECT_API_URL: prefect_api}):
-        return asyncio.run(read())
+        return asyncio.run(run())
+
+
+def read_artifact(prefect_api: str, key: str):
+    """The newest artifact with this key, read back through the Prefect client."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    found = client_call(prefect_api, lambda client: client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC, limit=1))
+    return found[0]
 
 
 def checkpoint_state(folder: Path) -> dict | None:
@@ -97,17 +103,10 @@ def assert_plot(path: Path, min_width: int = 200) -> np.ndarray:
 def task_runs(prefect_api: str, since, name_prefix: str, state: str = "Completed") -> list:
     """The task runs in state `state` (its name: Completed, TimedOut, ...) whose name starts with
     `name_prefix` and that started after `since` (a timezone-aware datetime), read through the client."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    async def read():
-        async with get_client() as client:
-            return await client.read_task_runs(task_run_filter=TaskRunFilter(
-                start_time=TaskRunFilterStartTime(after_=since)))
-
-    with temporary_settings({PREFECT_API_URL: prefect_api}):
-        runs = asyncio.run(read())
+    runs = client_call(prefect_api, lambda client: client.read_task_runs(
+        task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(after_=since))))
     return [run for run in runs if run.name.startswith(name_prefix) and run.state and run.state.name == state]
 
 
@@ -119,3 +118,36 @@ def overlap_seconds(runs: list) -> float:
         for start_b, end_b in spans[i + 1:]:
             best = max(best, (min(end_a, end_b) - max(start_a, start_b)).total_seconds())
     return best
+
+
+def kill_after_epoch(command: list, work: Path, epoch: int, env: dict, timeout: float = 180) -> int:
+    """Start a training script, SIGKILL it once its checkpoint in `work` has passed `epoch`; the epoch its
+    checkpoint holds after the kill."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT
+
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        state = checkpoint_state(work) if work.is_dir() else None
+        if state and state["epoch"] >= epoch:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return checkpoint_state(work)["epoch"]
+
+
+def resumed_run(command: list, env: dict) -> dict[str, int]:
+    """Run a training script to the end; the `NAME value` pairs it prints (RESUMED_FROM, EPOCHS, HISTORY)."""
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    words = finished.stdout.split()
+    return {name: int(words[words.index(name) + 1]) for name in ("RESUMED_FROM", "EPOCHS", "HISTORY")}

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -25,8 +22,7 @@ from tasks.classify.train import build_classifier, train_classifier
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError
 from tasks.training import backbones
-from tests.conftest import ROOT
-from tests.fixtures import assert_plot, checkpoint_state, make_houses, read_artifact
+from tests.fixtures import assert_plot, kill_after_epoch, make_houses, read_artifact, resumed_run
 
 COLORS = {"red": (0, 0, 230), "blue": (230, 0, 0)}  # BGR
 
@@ -337,19 +333,8 @@ def test_a_killed_classifier_training_resumes_from_its_last_epoch(shapes, tmp_pa
     work = tmp_path / "work"
     command = [sys.executable, "-c", RESUMABLE, str(shapes), str(tmp_path / "cache"), str(work)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        state = checkpoint_state(work) if work.is_dir() else None
-        if state and state["epoch"] >= 2:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done_before = checkpoint_state(work)["epoch"]
+    done_before = kill_after_epoch(command, work, 2, env)
     assert 2 <= done_before < 12
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    words = finished.stdout.split()
-    assert int(words[words.index("RESUMED_FROM") + 1]) >= done_before
-    assert int(words[words.index("EPOCHS") + 1]) == 12 and int(words[words.index("HISTORY") + 1]) == 12
+    finished = resumed_run(command, env)
+    assert finished["RESUMED_FROM"] >= done_before
+    assert finished["EPOCHS"] == 12 and finished["HISTORY"] == 12

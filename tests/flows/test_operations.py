@@ -4,7 +4,6 @@ artifacts and final states read back, schedules, parameter validation, and the U
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.fixtures import make_houses, overlap_seconds
+from tests.fixtures import client_call, make_houses, overlap_seconds
 
 TINY = {"min_houses_per_zip": 3, "tile_size": 8, "epochs": 2, "batch_size": 4}
 
@@ -95,24 +94,12 @@ def served(server, alerts, tmp_path_factory):
                                env={**env, "HOUSE_PIPELINE_ALERT_URL": alerts[0]},
                                stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: _client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly")), 180,
+        _wait(lambda: client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly")), 180,
               f"the deployments to be served (log: {log_path})")
         yield process
     finally:
         process.terminate()
         process.wait(60)
-
-
-def _client_call(api: str, call):
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    async def run():
-        async with get_client() as client:
-            return await call(client)
-
-    with temporary_settings({PREFECT_API_URL: api}):
-        return asyncio.run(run())
 
 
 def _run_deployment(api: str, name: str, parameters: dict):
@@ -145,7 +132,7 @@ def test_a_served_deployment_runs_through_the_api_and_reports_artifacts(server, 
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     table = {row["metric"]: row["model"] for row in json.loads(artifacts["train-metrics"].data)}
     assert table["MAPE mean (%)"] == pytest.approx(metrics["mape_mean"], abs=1e-4)
-    tasks = _client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]})))
+    tasks = client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]})))
     assert {"train", "evaluate"} <= {t.name.rsplit("-", 1)[0] for t in tasks}
     assert all(t.state.is_completed() for t in tasks)
 
@@ -153,7 +140,7 @@ def test_a_served_deployment_runs_through_the_api_and_reports_artifacts(server, 
 def _run_artifacts(api: str, flow_run_id) -> list:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    return _client_call(api, lambda c: c.read_artifacts(
+    return client_call(api, lambda c: c.read_artifacts(
         artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))))
 
 
@@ -190,8 +177,8 @@ def test_every_other_deployment_runs_once_through_the_api(server, served, houses
 
 def test_schedules_are_registered_with_their_cron_and_timezone(server, served):
     api, _, _ = server
-    nightly = _client_call(api, lambda c: c.read_deployment_by_name("train/nightly"))
-    weekly = _client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly"))
+    nightly = client_call(api, lambda c: c.read_deployment_by_name("train/nightly"))
+    weekly = client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly"))
     assert [(s.schedule.cron, s.schedule.timezone) for s in nightly.schedules] == [("0 2 * * *", "Europe/London")]
     assert [(s.schedule.cron, s.schedule.timezone) for s in weekly.schedules] == [("0 3 * * 0", "Europe/London")]
     assert set(nightly.tags) == {"houses", "train"}
@@ -209,9 +196,9 @@ def test_invalid_parameters_are_rejected_by_the_api(server, served, config, fiel
 
     api, _, _ = server
     name = "sweep/weekly" if field == "budgets" else "train/nightly"
-    deployment = _client_call(api, lambda c: c.read_deployment_by_name(name))
+    deployment = client_call(api, lambda c: c.read_deployment_by_name(name))
     with pytest.raises(PrefectHTTPStatusError) as raised:
-        _client_call(api, lambda c: c.create_flow_run_from_deployment(deployment.id, parameters={"config": config}))
+        client_call(api, lambda c: c.create_flow_run_from_deployment(deployment.id, parameters={"config": config}))
     assert raised.value.response.status_code in (409, 422) and field in raised.value.response.text
 
 
@@ -265,20 +252,20 @@ def test_two_training_runs_started_together_take_turns(server, served, houses, t
     from prefect.client.schemas.filters import FlowRunFilter
 
     api, _, _ = server
-    limit = _client_call(api, lambda c: c.read_concurrency_limit_by_tag("training"))
+    limit = client_call(api, lambda c: c.read_concurrency_limit_by_tag("training"))
     assert limit.concurrency_limit == 1
-    deployment = _client_call(api, lambda c: c.read_deployment_by_name("train/nightly"))
-    runs = [_client_call(api, lambda c, n=n: c.create_flow_run_from_deployment(deployment.id, parameters={"config": {
+    deployment = client_call(api, lambda c: c.read_deployment_by_name("train/nightly"))
+    runs = [client_call(api, lambda c, n=n: c.create_flow_run_from_deployment(deployment.id, parameters={"config": {
         "data": str(houses), "cache": str(tmp_path / f"cache{n}"), "out": str(tmp_path / f"out{n}"),
         "strategy": "mixed", **TINY, "epochs": 30}})) for n in range(2)]  # separate caches: no shared work
 
     def finished():
-        states = [_client_call(api, lambda c, r=r: c.read_flow_run(r.id)).state for r in runs]
+        states = [client_call(api, lambda c, r=r: c.read_flow_run(r.id)).state for r in runs]
         return all(s.is_final() for s in states) and states
 
     states = _wait(finished, 600, "both training runs")
     assert all(state.is_completed() for state in states), [state.message for state in states]
-    trainings = _client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
+    trainings = client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
         id={"any_": [r.id for r in runs]})))
     trainings = [t for t in trainings if t.name.startswith("train-")]
     assert len(trainings) == 2 and overlap_seconds(trainings) == 0  # one after the other ...

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -17,8 +15,7 @@ from tasks.price.data import TargetScale, load_arrays
 from tasks.price.options import PriceOptions
 from tasks.price.train import predict_prices, train_model
 from tests.conftest import ROOT
-from tests.fixtures import checkpoint_state as read_state
-from tests.fixtures import make_houses, run_stages
+from tests.fixtures import kill_after_epoch, make_houses, resumed_run, run_stages
 
 
 @pytest.fixture(scope="module")
@@ -107,25 +104,13 @@ def test_killed_training_resumes_from_the_last_epoch(tiny_dataset, tmp_path):
     work = tmp_path / "work"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-c", RESUMABLE, str(tiny_dataset.folder), str(work), "60"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = read_state(work) if work.is_dir() else None
-        if state and state["epoch"] >= 3:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done_before = read_state(work)["epoch"]
+    done_before = kill_after_epoch(command, work, 3, env, timeout=120)
     assert 3 <= done_before < 60
 
-    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    words = finished.stdout.split()
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    resumed_from = int(words[words.index("RESUMED_FROM") + 1])
-    assert resumed_from >= done_before
-    assert int(words[words.index("EPOCHS") + 1]) == 60
-    assert int(words[words.index("HISTORY") + 1]) == 60  # one history entry per epoch, none repeated
+    finished = resumed_run(command, env)
+    assert finished["RESUMED_FROM"] >= done_before
+    assert finished["EPOCHS"] == 60
+    assert finished["HISTORY"] == 60  # one history entry per epoch, none repeated
 
 
 DISTRIBUTED = """
