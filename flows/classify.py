@@ -13,6 +13,7 @@ from tasks.classify.prefect_tasks import (
     labelled_images_task,
     train_classifier_task,
 )
+from tasks.core.prefect_cache import with_results_in
 from tasks.houses.prefect_tasks import resolve_data_task
 
 
@@ -30,8 +31,10 @@ def classify_flow(config: ClassifyConfig) -> dict:
     else:
         source = config.data
     options = config.classifier_options()
-    images = labelled_images_task(config.cache, source, config.label_names, options.size(), config.test_size,
-                                  config.split_seed, config.on_bad_image)
-    trained = train_classifier_task(config.cache, images, options, progress_key="classify-progress")
+    prepare = with_results_in(labelled_images_task, config.cache, config.refresh_cache)
+    images = prepare(config.cache, source, config.label_names, options.size(), config.test_size, config.split_seed,
+                     config.on_bad_image)
+    train = with_results_in(train_classifier_task, config.cache, config.refresh_cache)
+    trained = train(config.cache, images, options, progress_key="classify-progress")
     data_info = {"source": str(source), "split": "by house" if config.data is None else "as the data says"}
     return evaluate_classifier_task(trained, images, options, config.out, data_info)

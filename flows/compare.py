@@ -11,6 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.config import CompareConfig
 from flows.preprocess import preprocess_flow
 from flows.train import data_info
+from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Dataset
 from tasks.price.prefect_tasks import evaluate_task, leaderboard_task, train_task
 
@@ -23,7 +24,8 @@ def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> 
     between they would hold the threads and the trainings would run one after another."""
     configurations = [(strategy, trainer, config.training_options(strategy, trainer))
                       for strategy, trainer in itertools.product(config.strategies, config.trainers)]
-    trained = [train_task.submit(config.cache, dataset, options, None) for *_, options in configurations]
+    train = with_results_in(train_task, config.cache, config.refresh_cache)
+    trained = [train.submit(config.cache, dataset, options, None) for *_, options in configurations]
     runs = [(f"{strategy}/{trainer}", evaluate_task.submit(future, dataset, options,
                                                            config.out / f"{strategy}-{trainer}", info, None))
             for (strategy, trainer, options), future in zip(configurations, trained)]

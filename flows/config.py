@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,6 +40,11 @@ def options_for(model: type[Options], config: BaseModel, **overrides) -> Options
     return model(**{**given, **overrides})
 
 
+def refresh_cache_field() -> Any:
+    return Field(False, description="Recompute every cached stage of this run (montages, dataset, training, "
+                 "search) instead of reusing it, also Prefect's record of it; the new entries replace the old.")
+
+
 class DataOptions(BaseModel):
     """Where the houses come from and how they are filtered and tiled."""
 
@@ -51,6 +56,7 @@ class DataOptions(BaseModel):
     cache: Path = Field(default_factory=default_cache, description="Cache folder, reused across runs; entries are "
                         "keyed by input content, parameters and code version. Default: $HOUSE_PIPELINE_CACHE, "
                         "else .cache in the working directory.")
+    refresh_cache: bool = refresh_cache_field()
     min_houses_per_zip: int = Field(25, ge=1, description="Drop zip codes with fewer houses.")
     test_size: float = Field(0.25, gt=0, lt=1, description="Fraction of houses held out for test.")
     tile_size: int = Field(32, ge=4, le=1024, description="Side of each photo's tile, in pixels; "
@@ -213,6 +219,7 @@ class ClassifyConfig(ClassifierOptions):
     on_bad_image: Literal["fail", "skip"] = Field("fail", description="On an unreadable image: stop with an "
                                                   "error, or leave it out and list it in the log.")
     cache: Path = Field(default_factory=default_cache, description="Cache folder, reused across runs.")
+    refresh_cache: bool = refresh_cache_field()
     out: Path = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
                       "model (model/: model.keras + labels.json).")
 
@@ -331,6 +338,7 @@ class TrainColorizerConfig(BaseModel):
     out: Path = Field(Path("runs/colorizer"), description="Folder for colorizer.onnx (+ .json, .keras), "
                       "quality.json, quality.md and contact_sheet.png.")
     cache: Path = Field(default_factory=default_cache, description="Cache folder: a trained colorizer is reused.")
+    refresh_cache: bool = refresh_cache_field()
     size: int = Field(96, ge=16, le=512, description="Training input side in pixels (a multiple of 8).")
     epochs: int = Field(40, ge=1, le=1000, description="Training epochs (about 5 s each on 2 CPU cores at 96 px).")
     batch_size: int = Field(32, ge=1, le=1024, description="Photos per training step.")

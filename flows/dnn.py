@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 
 from flows.config import ColorizeConfig, DnnRunOptions, StylizeConfig, TrainColorizerConfig
 from tasks.core.errors import DataError
+from tasks.core.prefect_cache import with_results_in
 from tasks.dnn.batch import DnnJob, load_net, model_sha256, opencv_threads_per_worker
 from tasks.dnn.images import resolve_inputs
 from tasks.dnn.net import check_backend
@@ -74,6 +75,7 @@ def colorize_flow(config: ColorizeConfig) -> dict:
 def train_colorizer_flow(config: TrainColorizerConfig) -> dict:
     """Train (or reuse) our colorizer, export it to ONNX, report held-out quality vs the gray baseline."""
     config.check_paths()
-    entry, held_out = train_colorizer_task(config.data, config.cache, config.size, config.epochs,
-                                           config.batch_size, config.test_fraction, config.seed, config.max_images)
+    train = with_results_in(train_colorizer_task, config.cache, config.refresh_cache)
+    entry, held_out = train(config.data, config.cache, config.size, config.epochs, config.batch_size,
+                            config.test_fraction, config.seed, config.max_images)
     return colorizer_report_task(entry, held_out, config.size, config.out)

@@ -23,7 +23,8 @@ from flows.train import data_info
 from tasks.automl.cluster import points_task_runner
 from tasks.automl.options import HAND_BUILT, Budget
 from tasks.automl.point import PointData, hand_built_row
-from tasks.automl.prefect_tasks import automl_point_task, sweep_leaderboard_task
+from tasks.automl.prefect_tasks import automl_point_task, automl_search_task, sweep_leaderboard_task
+from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Preprocessed
 from tasks.price.options import PriceOptions
 from tasks.price.prefect_tasks import evaluate_task, train_task
@@ -44,15 +45,19 @@ def sweep_points_flow(config: SweepConfig, preprocessed: Preprocessed, budgets: 
     space = config.search_space()
     threads = config.threads_per_point or (max(1, (os.cpu_count() or 1) // config.workers) if config.workers else None)
     # A point's time limit is honoured inside the search; the task timeout is the backstop.
-    points = [automl_point_task.with_options(timeout_seconds=2 * budget.seconds + 1800)
-              .submit(config.cache, data, name, budget, space, config.out, threads)
-              for name in config.tasks for budget in budgets]
+    # Every search is submitted before any point's copy-and-report, which waits for its search in a worker.
+    search = with_results_in(automl_search_task, config.cache, config.refresh_cache)
+    searches = [(name, budget, search.with_options(timeout_seconds=2 * budget.seconds + 1800)
+                 .submit(config.cache, data, name, budget, space, threads))
+                for name in config.tasks for budget in budgets]
+    points = [automl_point_task.submit(searched, name, budget, config.out) for name, budget, searched in searches]
     hand_built = []
     if config.hand_built:
         info = data_info(config, preprocessed.summary)
+        train = with_results_in(train_task, config.cache, config.refresh_cache)
         for name in (n for n in config.tasks if n in HAND_BUILT):
             options = PriceOptions(strategy=HAND_BUILT[name])
-            trained = train_task.submit(config.cache, dataset, options, None)
+            trained = train.submit(config.cache, dataset, options, None)
             out = config.out / "hand-built" / options.strategy
             hand_built.append((name, options, out, evaluate_task.submit(trained, dataset, options, out, info, None)))
     total = len(points) + len(hand_built)

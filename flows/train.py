@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.config import RunOptions, TrainConfig, run_parameter
 from flows.preprocess import preprocess_flow
+from tasks.core.prefect_cache import with_results_in
 from tasks.price.prefect_tasks import cross_validate_task, evaluate_task, train_task
 
 
@@ -22,8 +23,10 @@ def train_flow(config: TrainConfig) -> dict:
     config.check_paths()
     preprocessed = preprocess_flow(config.preprocess_config())
     dataset, options = preprocessed.dataset, config.training_options()
-    trained = train_task(config.cache, dataset, options, progress_key="train-progress")
-    folds = cross_validate_task(config.cache, dataset, options, config.cv) if config.cv else None
+    train, cross_validate = (with_results_in(t, config.cache, config.refresh_cache)
+                             for t in (train_task, cross_validate_task))
+    trained = train(config.cache, dataset, options, progress_key="train-progress")
+    folds = cross_validate(config.cache, dataset, options, config.cv) if config.cv else None
     return evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
 
 

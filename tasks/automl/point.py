@@ -9,6 +9,7 @@ and the work folder is removed once the entry is written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -21,6 +22,7 @@ from tasks.core.cache import Cache
 from tasks.core.files import atomic_write_bytes, atomic_write_json, replacing_folder
 from tasks.core.hashing import code_version, digest, file_sha256
 from tasks.core.locks import exclusive
+from tasks.core.prefect_cache import cacheable
 from tasks.core.tables import write_csv
 from tasks.houses.dataset import Dataset
 
@@ -79,11 +81,31 @@ def load_task_data(data: PointData, sweep_task: str, space: SearchSpace):
     return task_data.room_type_data(data.dataset, space.validation_fraction, space.seed)
 
 
+@cacheable
+@dataclass(frozen=True)
+class SearchedPoint:
+    """A point's search as the cached Prefect task returns it: its cache entry and result."""
+
+    entry: Path
+    result: dict
+    reused: bool
+
+    def replayed(self) -> SearchedPoint:
+        return dataclasses.replace(self, reused=True)
+
+
+def point_entry(cache_dir: Path, data: PointData, sweep_task: str, budget: Budget,
+                space: SearchSpace) -> tuple[str, bool]:
+    """(the point's content key, whether its entry is complete and verified)."""
+    key = point_key(data, sweep_task, budget, space)
+    return key, Cache(cache_dir).lookup(STAGE, key) is not None
+
+
 def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budget, space: SearchSpace,
-                 log: logging.Logger | logging.LoggerAdapter) -> tuple[Path, dict, bool]:
+                 log: logging.Logger | logging.LoggerAdapter, refresh: bool = False) -> tuple[Path, dict, bool]:
     """(cache entry, result, reused): search, evaluate on the test split and store, unless stored. One run
     at a time per point: a second sweep computing the same point waits, then reuses the first one's."""
-    cache, key = Cache(cache_dir, log), point_key(data, sweep_task, budget, space)
+    cache, key = Cache(cache_dir, log, refresh), point_key(data, sweep_task, budget, space)
     with exclusive(cache_dir / "locks" / f"{STAGE}-{key}.lock", f"AutoML point {sweep_task}/{budget.name}", log):
         hit = cache.lookup(STAGE, key)
         if hit is not None:

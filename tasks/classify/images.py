@@ -15,6 +15,7 @@ the table of paths and labels, every image's content hash, the size and the code
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tasks.core import hashing, parquet
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.images import images_by_subfolder, read_image
+from tasks.core.prefect_cache import cacheable
 
 RESERVED_COLUMNS = ("path", "group", "split")
 STAGE = "labelled-images"
@@ -39,6 +41,7 @@ BAD_IMAGE_HINT = "replace the file or remove its row, or pass --on-bad-image ski
 SKIP_HINT = "Fix these, or pass --on-bad-image skip to leave the affected images out."
 
 
+@cacheable
 @dataclass
 class LabelledImages:
     """A cached, resized, split labelled image set."""
@@ -50,6 +53,10 @@ class LabelledImages:
     n_test: int
     skipped: list[dict]
     computed: bool
+
+    def replayed(self) -> LabelledImages:
+        """This result read back from Prefect's cache: the image set was reused."""
+        return dataclasses.replace(self, computed=False)
 
     @property
     def path(self) -> Path:
@@ -144,9 +151,9 @@ def _content_key(table: pd.DataFrame, size: int) -> str:
     return hashing.digest(STAGE, table.to_dict(orient="records"), size, hashing.code_version(sys.modules[__name__]))
 
 
-def build_labelled_images(cache: Cache, source: Path, label_names: list[str], size: int, test_size: float,
-                          seed: int, on_bad_image: OnBadImage = "fail") -> LabelledImages:
-    """Read, validate, hash, split, resize and cache a labelled image set (reused when unchanged)."""
+def plan_labelled_images(source: Path, label_names: list[str], size: int, test_size: float, seed: int,
+                         on_bad_image: OnBadImage = "fail") -> tuple[pd.DataFrame, list[str], list[DataError], str]:
+    """(labels table with hashes and split, label columns, missing images, content key) of an image set."""
     table, label_columns = read_labels(source, label_names)
     hashes, problems = [], []
     for path in table["path"]:
@@ -162,7 +169,14 @@ def build_labelled_images(cache: Cache, source: Path, label_names: list[str], si
     if "group" not in table.columns:
         table = table.assign(group=table["path"])
     table = table.astype({"group": str})
-    key = _content_key(table, size)
+    return table, label_columns, problems, _content_key(table, size)
+
+
+def build_labelled_images(cache: Cache, source: Path, label_names: list[str], size: int, test_size: float,
+                          seed: int, on_bad_image: OnBadImage = "fail") -> LabelledImages:
+    """Read, validate, hash, split, resize and cache a labelled image set (reused when unchanged)."""
+    table, label_columns, problems, key = plan_labelled_images(source, label_names, size, test_size, seed,
+                                                               on_bad_image)
     found = cache.lookup(STAGE, key)
     if found is not None:
         summary = json.loads((found / "summary.json").read_text())

@@ -21,8 +21,9 @@ from tasks.core.artifacts import publish
 from tasks.core.cache import Cache
 from tasks.core.files import atomic_write_json
 from tasks.core.hashing import code_version, digest
+from tasks.core.prefect_cache import cached, refreshing
 from tasks.training import backbones, engine, streams
-from tasks.training.progress import progress_reporter, reuse_or_train
+from tasks.training.progress import finished_training, progress_reporter, reuse_or_train
 
 
 @task(name="house-labels", cache_policy=NO_CACHE)
@@ -35,13 +36,19 @@ def house_labels_task(houses: Path, manifest: Path, test_size: float, seed: int)
     return manifest
 
 
-@task(name="labelled-images", cache_policy=NO_CACHE, retries=0)
+def _images_entry(inputs: dict) -> tuple[str, bool]:
+    *_, key = images.plan_labelled_images(inputs["source"], inputs["label_names"], inputs["size"],
+                                          inputs["test_size"], inputs["seed"], inputs["on_bad_image"])
+    return key, Cache(inputs["cache_dir"]).lookup(images.STAGE, key) is not None
+
+
+@task(**cached("labelled-images", _images_entry), retries=0)
 def labelled_images_task(cache_dir: Path, source: Path, label_names: list[str], size: int, test_size: float,
                          seed: int, on_bad_image: images.OnBadImage) -> images.LabelledImages:
     """Validate, split, resize and cache the images as Parquet (reused when nothing changed)."""
     log = get_run_logger()
-    built = images.build_labelled_images(Cache(cache_dir, log), source, label_names, size, test_size, seed,
-                                         on_bad_image)
+    built = images.build_labelled_images(Cache(cache_dir, log, refreshing()), source, label_names, size, test_size,
+                                         seed, on_bad_image)
     log.info("%s %d train + %d test images at %d px, labels %s", "Prepared" if built.computed else "Reusing cached",
              built.n_train, built.n_test, size, ", ".join(built.label_columns))
     for bad in built.skipped:
@@ -54,7 +61,12 @@ def classifier_key(labelled: images.LabelledImages, options: ClassifierOptions) 
                   code_version(backbones, models, train, engine, streams))
 
 
-@task(name="train-classifier", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
+def _classifier_entry(inputs: dict) -> tuple[str, bool]:
+    key = classifier_key(inputs["labelled"], inputs["options"])
+    return key, finished_training(Path(inputs["cache_dir"]) / "classify" / key)[0] is not None
+
+
+@task(**cached("train-classifier", _classifier_entry), timeout_seconds=24 * 3600, tags=["training"])
 def train_classifier_task(cache_dir: Path, labelled: images.LabelledImages, options: ClassifierOptions,
                           progress_key: str | None) -> tuple[Path, dict]:
     """Train (or resume, or reuse) a classifier on the train split: (work folder, training summary)."""
@@ -68,7 +80,7 @@ def train_classifier_task(cache_dir: Path, labelled: images.LabelledImages, opti
                                                    "options": options.model_dump(mode="json")})
         return train.train_classifier(labelled, encoding, options, folder, log, progress_reporter(log, progress_key))
 
-    return reuse_or_train(folder, "classifier", run, log)
+    return reuse_or_train(folder, "classifier", run, log, refreshing())
 
 
 @task(name="evaluate-classifier", cache_policy=NO_CACHE)

@@ -66,15 +66,21 @@ def damage(folder: Path) -> str | None:
 
 
 class Cache:
-    def __init__(self, root: Path, log: logging.Logger | logging.LoggerAdapter | None = None):
+    """`refresh=True` (--refresh-cache): lookups find nothing and writes replace the entries they rebuild."""
+
+    def __init__(self, root: Path, log: logging.Logger | logging.LoggerAdapter | None = None, refresh: bool = False):
         self.root = Path(root)
         self.log = log or logging.getLogger(__name__)
+        self.refresh = refresh
 
     def entry_path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
     def lookup(self, stage: str, key: str) -> Path | None:
         """The entry's folder if it is complete and verified, else None (a damaged entry is removed)."""
+        return None if self.refresh else self._verified(stage, key)
+
+    def _verified(self, stage: str, key: str) -> Path | None:
         path = self.entry_path(stage, key)
         if not path.exists():
             return None
@@ -99,9 +105,13 @@ class Cache:
             try:
                 os.rename(tmp, stage_dir / key)
             except OSError:
-                if self.lookup(stage, key) is None:  # not a concurrent twin: a real failure
+                if self.refresh:  # the rebuilt entry replaces the old one
+                    self._remove(stage_dir / key)
+                    os.rename(tmp, stage_dir / key)
+                elif self._verified(stage, key) is None:  # not a concurrent twin: a real failure
                     raise
-                shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -152,17 +152,31 @@ def sidecar_size(model: Path) -> int | None:
             from None
 
 
+def colorizer_key(photos: list[Path], size: int, epochs: int, batch_size: int, test_fraction: float,
+                  seed: int) -> str:
+    """The content key of a colorizer: its photos' bytes, the settings and this code's version."""
+    from tasks.dnn import onnx_export
+
+    return digest(STAGE, [bytes_sha256(p.read_bytes()) for p in photos], size, epochs, batch_size, test_fraction,
+                  seed, code_version(sys.modules[__name__], onnx_export, colorize_module))
+
+
+def colorizer_entry(data: Path, cache: Cache, size: int, epochs: int, batch_size: int, test_fraction: float,
+                    seed: int, max_images: int | None) -> tuple[str, bool]:
+    """(the colorizer's content key, whether its entry is complete and verified), without decoding photos."""
+    key = colorizer_key([p for p, _ in resolve_inputs(str(data), max_images)], size, epochs, batch_size,
+                        test_fraction, seed)
+    return key, cache.lookup(STAGE, key) is not None
+
+
 def train_or_reuse_colorizer(data: Path, cache: Cache, size: int, epochs: int, batch_size: int, test_fraction: float,
                              seed: int, max_images: int | None,
                              log: logging.Logger | logging.LoggerAdapter) -> tuple[Path, list[Path]]:
     """(cache entry with colorizer.keras/.onnx/.json, held-out photo paths): trained, exported to ONNX and
     checked against Keras through cv2.dnn, unless the same photos and settings were trained before."""
-    from tasks.dnn import onnx_export
-
     photos = load_photos(data, max_images)
     train, test = split_photos(photos, test_fraction, seed)
-    key = digest(STAGE, [bytes_sha256(p.read_bytes()) for p, _ in photos], size, epochs, batch_size, test_fraction,
-                 seed, code_version(sys.modules[__name__], onnx_export, colorize_module))
+    key = colorizer_key([p for p, _ in photos], size, epochs, batch_size, test_fraction, seed)
     with exclusive(cache.root / "locks" / f"{STAGE}-{key}.lock", "this colorizer", log):
         entry = cache.lookup(STAGE, key)
         if entry is not None:

@@ -12,9 +12,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.core.artifacts import publish_markdown
 from tasks.core.cache import Cache
+from tasks.core.prefect_cache import cached, refreshing
 from tasks.dnn import reports
 from tasks.dnn.batch import DnnJob, chunked, process_image
-from tasks.dnn.colorizer import train_or_reuse_colorizer
+from tasks.dnn.colorizer import colorizer_entry, train_or_reuse_colorizer
 
 
 @task(name="dnn-images", cache_policy=NO_CACHE, task_run_name="{job.kind}-chunk-{number}")
@@ -50,13 +51,18 @@ def batch_report_task(kind: str, config: dict, out: Path, images: list[tuple[Pat
     return summary
 
 
-@task(name="train-colorizer", cache_policy=NO_CACHE, tags=["training"])
+def _colorizer_entry(inputs: dict) -> tuple[str, bool]:
+    return colorizer_entry(inputs["data"], Cache(inputs["cache_dir"]), inputs["size"], inputs["epochs"],
+                           inputs["batch_size"], inputs["test_fraction"], inputs["seed"], inputs["max_images"])
+
+
+@task(**cached("train-colorizer", _colorizer_entry), tags=["training"])
 def train_colorizer_task(data: Path, cache_dir: Path, size: int, epochs: int, batch_size: int,
                          test_fraction: float, seed: int, max_images: int | None) -> tuple[Path, list[Path]]:
     """Train (or reuse) the colorizer on the folder's photos; (cache entry, held-out photo paths)."""
     log = get_run_logger()
-    return train_or_reuse_colorizer(data, Cache(cache_dir, log), size, epochs, batch_size, test_fraction, seed,
-                                    max_images, log)
+    return train_or_reuse_colorizer(data, Cache(cache_dir, log, refreshing()), size, epochs, batch_size,
+                                    test_fraction, seed, max_images, log)
 
 
 @task(name="colorizer-report", cache_policy=NO_CACHE)

@@ -8,6 +8,7 @@ Rows are in house order and written in row groups of ROW_GROUP rows, so a reader
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pyarrow as pa
 from tasks.core import parquet
 from tasks.core.cache import Cache
 from tasks.core.hashing import code_version, digest
+from tasks.core.prefect_cache import cacheable
 from tasks.houses import encoders as encoding
 from tasks.houses.ingest import ATTRIBUTE_COLUMNS
 from tasks.houses.montages import Montages
@@ -28,6 +30,7 @@ ROW_GROUP = 1024
 SPLITS = ("train", "test")
 
 
+@cacheable
 @dataclass
 class Dataset:
     folder: Path
@@ -36,6 +39,10 @@ class Dataset:
     n_test: int
     zipcodes: list[int]
     computed: bool
+
+    def replayed(self) -> Dataset:
+        """This result read back from Prefect's cache: the dataset was reused."""
+        return dataclasses.replace(self, computed=False)
 
     @property
     def train_path(self) -> Path:
@@ -100,14 +107,23 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
             writer.close()
 
 
+def _usable(kept: pd.DataFrame, montages: Montages) -> pd.DataFrame:
+    """The kept houses less those whose photos failed."""
+    failed = {item["house"] for item in montages.failed}
+    return kept[~kept["house"].isin(failed)].reset_index(drop=True)
+
+
+def dataset_key(kept: pd.DataFrame, montages: Montages, test_size: float, seed: int) -> str:
+    attributes = _usable(kept, montages)[["house", *ATTRIBUTE_COLUMNS]]
+    return digest(STAGE, code_version(encoding, sys.modules[__name__]), test_size, seed,
+                  montages.tile_size, attributes.to_numpy().tolist(),
+                  [shard.parent.name for shard in montages.shards])
+
+
 def build_dataset(cache: Cache, kept: pd.DataFrame, montages: Montages, test_size: float, seed: int) -> Dataset:
     """Split the kept houses (less those whose photos failed), fit encoders, write the files."""
-    failed = {item["house"] for item in montages.failed}
-    usable = kept[~kept["house"].isin(failed)].reset_index(drop=True)
-    attributes = usable[["house", *ATTRIBUTE_COLUMNS]]
-    key = digest(STAGE, code_version(encoding, sys.modules[__name__]), test_size, seed,
-                 montages.tile_size, attributes.to_numpy().tolist(),
-                 [shard.parent.name for shard in montages.shards])
+    usable = _usable(kept, montages)
+    key = dataset_key(kept, montages, test_size, seed)
     folder = cache.lookup(STAGE, key)
     computed = folder is None
     if computed:

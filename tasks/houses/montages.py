@@ -8,6 +8,7 @@ montage (binary, 2*tile x 2*tile x 3 BGR uint8 bytes).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from tasks.core.cache import Cache
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.files import atomic_write_bytes
 from tasks.core.hashing import code_version, digest
+from tasks.core.prefect_cache import cacheable
 from tasks.houses import montage
 from tasks.houses.ingest import PHOTO_KINDS, SKIP_HINT, OnBadHouse
 
@@ -35,6 +37,7 @@ STAGE = "montages"
 MONTAGE_SCHEMA = pa.schema([("house", pa.int64()), ("montage", pa.binary())])
 
 
+@cacheable
 @dataclass
 class Montages:
     tile_size: int
@@ -42,6 +45,10 @@ class Montages:
     failed: list[dict]  # houses whose photos could not be decoded (skip mode)
     computed: int  # shards built in this run
     reused: int  # shards found in the cache
+
+    def replayed(self) -> Montages:
+        """This result read back from Prefect's cache: every shard was reused."""
+        return dataclasses.replace(self, computed=0, reused=self.computed + self.reused)
 
 
 def _shard_key(shard: pd.DataFrame, tile_size: int, version: str) -> str:
@@ -66,6 +73,20 @@ def _write_shard(folder: Path, results: list[tuple[int, bytes | None, str | None
     (folder / "failed.json").write_text(json.dumps(failed))
 
 
+def shard_plan(houses: pd.DataFrame, tile_size: int) -> tuple[list[pd.DataFrame], list[str]]:
+    """The houses grouped into shards, and each shard's cache key."""
+    version = code_version(images, montage)
+    shard_ids = (houses["house"] - 1) // SHARD_HOUSES
+    groups = [group for _, group in houses.groupby(shard_ids, sort=True)]
+    return groups, [_shard_key(group, tile_size, version) for group in groups]
+
+
+def montages_entry(cache: Cache, houses: pd.DataFrame, tile_size: int, on_bad_house: OnBadHouse) -> tuple[str, bool]:
+    """(the stage's content key, whether every shard is in the cache and verified)."""
+    _, keys = shard_plan(houses, tile_size)
+    return digest(STAGE, keys, on_bad_house), all(cache.lookup(STAGE, key) is not None for key in keys)
+
+
 def build_montages(
     cache: Cache,
     data_dir: Path,
@@ -78,10 +99,7 @@ def build_montages(
     """Build (or reuse) the montage shards of `houses` (an Ingested.houses frame)."""
     log = log or logging.getLogger(__name__)
     workers = workers or os.cpu_count() or 1
-    version = code_version(images, montage)
-    shard_ids = (houses["house"] - 1) // SHARD_HOUSES
-    groups = [group for _, group in houses.groupby(shard_ids, sort=True)]
-    keys = [_shard_key(group, tile_size, version) for group in groups]
+    groups, keys = shard_plan(houses, tile_size)
     found = {key: cache.lookup(STAGE, key) for key in keys}
     todo = [(group, key) for group, key in zip(groups, keys) if found[key] is None]
     total = sum(len(group) for group, _ in todo)

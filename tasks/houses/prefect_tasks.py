@@ -1,9 +1,10 @@
 """The preprocessing stages as Prefect tasks (a few lines each around tasks.houses' functions).
 
-Cache policy: NO_CACHE on purpose. Prefect's INPUTS policy hashes a path's string, not the
-file, and its results are pickled; instead each stage keys its outputs on input *content*,
-parameters and code version in `tasks.core.cache.Cache`, checks that the outputs are still on
-disk, and returns at once on a hit (logging "reused"). Data moves between tasks as file paths.
+Each stage keys its outputs on input *content*, parameters and code version in
+`tasks.core.cache.Cache`. The two expensive ones (montages, dataset) tell Prefect about it
+(`tasks.core.prefect_cache`): a re-run whose entries are complete shows them `Cached` in the UI.
+The others are cheap or have side effects and are never cached (NO_CACHE: Prefect's INPUTS policy
+would hash a path's string, not the file). Data moves between tasks as file paths.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from tasks.core.cache import Cache
 from tasks.core.download import TransientDownloadError
 from tasks.core.errors import DataError
 from tasks.core.files import atomic_copy, atomic_write_json
+from tasks.core.prefect_cache import cached, refreshing
 from tasks.houses import encoders, ingest, montages
-from tasks.houses.dataset import Dataset, build_dataset
+from tasks.houses.dataset import STAGE as DATASET_STAGE
+from tasks.houses.dataset import Dataset, build_dataset, dataset_key
 from tasks.houses.source import resolve_data_source
 
 
@@ -58,22 +61,33 @@ def filter_task(houses: pd.DataFrame, min_houses: int) -> pd.DataFrame:
     return kept
 
 
-@task(name="build-montages", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+def _montages_entry(inputs: dict) -> tuple[str, bool]:
+    return montages.montages_entry(Cache(inputs["cache_dir"]), inputs["houses"], inputs["tile_size"],
+                                   inputs["on_bad_house"])
+
+
+def _dataset_entry(inputs: dict) -> tuple[str, bool]:
+    key = dataset_key(inputs["kept"], inputs["built"], inputs["test_size"], inputs["seed"])
+    return key, Cache(inputs["cache_dir"]).lookup(DATASET_STAGE, key) is not None
+
+
+@task(**cached("build-montages", _montages_entry), timeout_seconds=6 * 3600)
 def montages_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame, tile_size: int,
                   on_bad_house: ingest.OnBadHouse) -> montages.Montages:
     """Tile each house's four photos; shards keyed by photo content."""
     log = get_run_logger()
-    result = montages.build_montages(Cache(cache_dir, log), data_dir, houses, tile_size, on_bad_house, log=log)
+    result = montages.build_montages(Cache(cache_dir, log, refreshing()), data_dir, houses, tile_size, on_bad_house,
+                                     log=log)
     log.info("Montage shards: %d built, %d reused from the cache", result.computed, result.reused)
     return result
 
 
-@task(name="build-dataset", cache_policy=NO_CACHE)
+@task(**cached("build-dataset", _dataset_entry))
 def dataset_task(cache_dir: Path, kept: pd.DataFrame, built: montages.Montages,
                  test_size: float, seed: int) -> Dataset:
     """Split, fit encoders on train, write train/test Parquet."""
     log = get_run_logger()
-    result = build_dataset(Cache(cache_dir, log), kept, built, test_size, seed)
+    result = build_dataset(Cache(cache_dir, log, refreshing()), kept, built, test_size, seed)
     log.info("Dataset %s: %d train, %d test houses (%s)", result.folder.name[:12],
                           result.n_train, result.n_test, "built" if result.computed else "reused")
     return result

@@ -2,7 +2,9 @@
 
 Cache: the work folder `CACHE/train/KEY` is keyed by the dataset's content key, the training
 options and the code version. It holds the per-epoch checkpoint (for resume) and, once training
-has finished, `done.json`: a finished entry is reused without training again.
+has finished, `done.json`: a finished entry is reused without training again. Training and
+cross-validation tell Prefect about it (`tasks.core.prefect_cache`): a re-run shows them `Cached`
+while every model they used is finished and verified.
 """
 
 from __future__ import annotations
@@ -16,41 +18,66 @@ from prefect.logging import get_run_logger
 
 from tasks.core.artifacts import publish, publish_markdown
 from tasks.core.hashing import code_version, digest
+from tasks.core.prefect_cache import cached, refreshing
 from tasks.core.splits import kfold_rows
 from tasks.houses.dataset import Dataset
 from tasks.price import data, evaluate, leaderboard, models, train
 from tasks.price.options import PriceOptions
 from tasks.training import backbones, engine, streams
-from tasks.training.progress import progress_reporter, reuse_or_train
+from tasks.training.progress import finished_training, progress_reporter, reuse_or_train
+
+
+def price_code_version() -> str:
+    """The version of the code that trains a price model (part of every training's key)."""
+    return code_version(models, backbones, train, data, engine, streams)
 
 
 def training_key(dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None) -> str:
-    return digest("train", dataset.folder.name, options.model_dump(mode="json"),
-                  code_version(models, backbones, train, data, engine, streams),
+    return digest("train", dataset.folder.name, options.model_dump(mode="json"), price_code_version(),
                   None if rows is None else rows.tolist())
+
+
+def training_folder(cache_dir: Path, dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None) -> Path:
+    return Path(cache_dir) / "train" / training_key(dataset, options, rows)
 
 
 def train_or_reuse(cache_dir: Path, dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None,
                    progress_key: str | None = None) -> tuple[Path, dict]:
     """(work folder, done.json) for these options, training or resuming only when needed."""
     log = get_run_logger()
-    folder = cache_dir / "train" / training_key(dataset, options, rows)
+    folder = training_folder(cache_dir, dataset, options, rows)
     return reuse_or_train(folder, "model", lambda: train.train_model(
         dataset.train_path, dataset.encoders(), options, folder, log, progress_reporter(log, progress_key), rows),
-        log)
+        log, refreshing())
 
 
-@task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
+def _fold_rows(dataset: Dataset, options: PriceOptions, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(kfold_rows(dataset.n_train, k, options.seed))
+
+
+def _train_entry(inputs: dict) -> tuple[str, bool]:
+    folder = training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"])
+    return folder.name, finished_training(folder)[0] is not None
+
+
+def _cv_entry(inputs: dict) -> tuple[str, bool]:
+    folders = [training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
+               for fit_rows, _ in _fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
+    return (digest("cross-validate", [f.name for f in folders]),
+            all(finished_training(f)[0] is not None for f in folders))
+
+
+@task(**cached("train", _train_entry), timeout_seconds=24 * 3600, tags=["training"])
 def train_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, progress_key: str | None) -> tuple:
     """Train (or resume, or reuse) one model on the train split: (work folder, training summary)."""
     return train_or_reuse(cache_dir, dataset, options, progress_key=progress_key)
 
 
-@task(name="cross-validate", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, tags=["training"])
+@task(**cached("cross-validate", _cv_entry), timeout_seconds=24 * 3600, tags=["training"])
 def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int) -> list[dict]:
     """K-fold CV by house on the train split: each fold's metrics on its held-out houses."""
     results = []
-    for i, (fit_rows, held_out) in enumerate(kfold_rows(dataset.n_train, k, options.seed)):
+    for i, (fit_rows, held_out) in enumerate(_fold_rows(dataset, options, k)):
         get_run_logger().info("Cross-validation fold %d/%d: %d houses to train, %d held out",
                               i + 1, k, len(fit_rows), len(held_out))
         folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,12 +59,16 @@ def finished_training(folder: Path) -> tuple[dict | None, str | None]:
 
 
 def reuse_or_train(folder: Path, what: str, run: Callable[[], TrainResult],
-                   log: logging.Logger | logging.LoggerAdapter) -> tuple[Path, dict]:
+                   log: logging.Logger | logging.LoggerAdapter, refresh: bool = False) -> tuple[Path, dict]:
     """(work folder, done.json): a finished training in `folder` is reused once its model is verified;
     otherwise `run()` trains (or resumes from the folder's checkpoint) and done.json records it, with
-    the model's sha256. One run at a time per folder: a second run on the same work waits for the first."""
+    the model's sha256. One run at a time per folder: a second run on the same work waits for the first.
+    `refresh` (--refresh-cache): the folder is emptied first, so training starts again from epoch 1."""
     lock = folder.parent.parent / "locks" / f"{folder.parent.name}-{folder.name}.lock"  # CACHE/locks/STAGE-KEY.lock
     with exclusive(lock, f"the {what} {folder.name[:12]}", log):
+        if refresh and folder.exists():
+            log.info("Training the %s %s again from the start (--refresh-cache)", what, folder.name[:12])
+            shutil.rmtree(folder)
         summary, damage = finished_training(folder)
         if summary is not None:
             log.info("Reusing the trained %s %s (same data, options and code)", what, folder.name[:12])

@@ -212,7 +212,7 @@ def test_sweep_flow_writes_a_leaderboard_and_computes_only_new_points(run_cli, p
 
 
 def _points_ran_together(prefect_api: str, since, expected: int) -> float:
-    runs = task_runs(prefect_api, since, "automl-attributes-")
+    runs = task_runs(prefect_api, since, "search-attributes-")
     assert len(runs) == expected, [r.name for r in runs]
     return overlap_seconds(runs)
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -271,3 +273,40 @@ def test_two_training_runs_started_together_take_turns(server, served, houses, t
     assert len(trainings) == 2 and overlap_seconds(trainings) == 0  # one after the other ...
     first, second = sorted(trainings, key=lambda t: t.start_time)
     assert second.created < first.end_time <= second.start_time  # ... because the second waited for a slot
+
+
+def test_a_rerun_shows_its_expensive_tasks_cached_and_a_changed_photo_builds_again(server, served, houses, tmp_path,
+                                                                                  browser):
+    """Prefect is told about the project's cache: the UI shows a reuse as `Cached`, and only a reuse."""
+    import cv2
+
+    from tests.fixtures import task_runs
+
+    api, ui, _ = server
+    data = tmp_path / "houses"
+    shutil.copytree(houses, data)
+    config = {"data": str(data), "cache": str(tmp_path / "cache"), "out": str(tmp_path / "out"), "strategy": "mlp",
+              **TINY}
+    expensive = ("build-montages", "build-dataset", "train-")
+
+    def run_and_states() -> tuple:
+        since = datetime.now(UTC)
+        run = _run_deployment(api, "train/nightly", {"config": config})
+        assert run.state.is_completed(), run.state.message
+        return run, {name: [task.state.name for state in ("Completed", "Cached")
+                            for task in task_runs(api, since, name, state)] for name in expensive}
+
+    _, first = run_and_states()
+    assert first == {name: ["Completed"] for name in expensive}
+    again, second = run_and_states()
+    assert second == {name: ["Cached"] for name in expensive}
+    summary = json.loads((tmp_path / "out" / "preprocess" / "summary.json").read_text())
+    assert summary["cache"] == {"montage_shards_built": 0, "montage_shards_reused": 1, "dataset_built": False}
+
+    browser.open(f"{ui}/runs/flow-run/{again.id}", "document.body.innerText.includes('Cached')")
+    browser.screenshot(_screenshot_folder(tmp_path) / "cached-run.png")
+
+    photo = data / "5_kitchen.jpg"
+    cv2.imwrite(str(photo), 255 - cv2.imread(str(photo)))  # one photo changed
+    _, third = run_and_states()
+    assert third == {name: ["Completed"] for name in expensive}
