@@ -10,7 +10,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test test-fast lint bench clean ui serve browser lock
+.PHONY: run test test-fast lint bench clean ui serve browser lock mlflow-ui serve-model
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,22 @@ ui: $(VENV)/.installed
 # Serve every deployment of prefect.yaml (schedules included) against the server of `make ui`.
 serve: $(VENV)/.installed
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows serve
+
+# The MLflow UI (experiment records and the model registry) on http://127.0.0.1:5000, on the local store that
+# runs write by default (.house-pipeline/mlflow, or $HOUSE_PIPELINE_HOME/mlflow); stop with Ctrl-C.
+MLFLOW_STORE = $(abspath $(or $(HOUSE_PIPELINE_HOME),.house-pipeline))/mlflow
+mlflow-ui: $(VENV)/.installed
+	mkdir -p $(MLFLOW_STORE)
+	@echo "MLflow UI: http://127.0.0.1:5000   (runs can also log to it with MLFLOW_TRACKING_URI=http://127.0.0.1:5000)"
+	MLFLOW_DISABLE_TELEMETRY=true $(VENV)/bin/mlflow server --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db --artifacts-destination $(MLFLOW_STORE)/artifacts
+
+# The champion price model as a REST endpoint (MLflow's own server) on http://127.0.0.1:5001/invocations.
+serve-model: $(VENV)/.installed
+	PATH=$(abspath $(VENV))/bin:$$PATH MLFLOW_DISABLE_TELEMETRY=true \
+		MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(MLFLOW_STORE)/mlflow.db} \
+		$(VENV)/bin/mlflow models serve -m models:/house-price@champion --env-manager local \
+		--host 127.0.0.1 --port 5001
 
 # Headless Chromium from Debian's packages, for the UI test and README screenshots (needs root and apt).
 browser:

@@ -14,6 +14,7 @@ from flows.config import (
     ColorizeConfig,
     CompareConfig,
     PreprocessConfig,
+    ScoreConfig,
     StylizeConfig,
     SweepConfig,
     TrainColorizerConfig,
@@ -41,6 +42,11 @@ def _train(args: argparse.Namespace) -> None:
     print(f"Test MAPE {metrics['mape_mean']:.2f} % (median {metrics['mape_median']:.2f} %), "
           f"R^2 {metrics['r2']:.3f}")
     print(f"Report: {(config.out / 'report.md').resolve()}")
+    gate = metrics.get("gate")
+    if gate and gate.get("registered"):
+        print(f"Registry: version {gate['version']} of house-price "
+              + ("promoted to champion" if gate["promoted"] else
+                 f"not promoted (champion stays version {gate['champion']}): {'; '.join(gate['reasons'])}"))
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -105,6 +111,32 @@ def _classify(args: argparse.Namespace) -> None:
     print(f"Report: {(config.out / 'report.md').resolve()}")
 
 
+def _score(args: argparse.Namespace) -> None:
+    from flows.score import score_flow
+
+    summary = score_flow(config_from_args(ScoreConfig, args))
+    print(f"Priced {summary['houses']} houses with house-price version {summary['version']}: {summary['csv']}")
+
+
+def _registry(args: argparse.Namespace) -> None:
+    from tasks.lifecycle import registry
+    from tasks.lifecycle.tracking import Tracking
+
+    tracker = Tracking.resolve("required", args.tracking_uri)
+    if args.registry_action == "list":
+        found = registry.versions(tracker)
+        if not found:
+            print(f"No versions of {registry.MODEL_NAME} in {tracker.uri} yet: train one with `python -m flows train`")
+        for v in found:
+            print(f"{v.number:>4}  {'champion' if v.is_champion else '':<9} {v.tags.get('strategy', '?'):<6} "
+                  f"test MAPE {v.tags.get('test_mape', '?'):>8}  gate: {v.tags.get('gate', '-'):<9} "
+                  f"{v.tags.get('gate_reasons', '')}")
+    elif args.registry_action == "promote":
+        print(f"Version {registry.promote(tracker, args.version).number} is now the champion")
+    else:
+        print(f"Rolled back: version {registry.rollback(tracker).number} is the champion again")
+
+
 def _house_labels(args: argparse.Namespace) -> None:
     from tasks.classify.house_labels import write_house_labels
 
@@ -152,7 +184,9 @@ def _models(args: argparse.Namespace) -> None:
     from tasks.dnn.registry import PUBLISHED, fetch_model
     from tasks.dnn.toy_networks import TOY_NETWORKS
 
-    if args.action == "list":
+    if args.action == "registry":
+        _registry(args)
+    elif args.action == "list":
         for name, model in sorted(PUBLISHED.items()):
             print(f"{name:>20}  {model.kind:<8} {', '.join(model.files)}  {model.options}  ({model.note})")
     elif args.action == "fetch":
@@ -185,7 +219,7 @@ def _first_sentence(doc: str) -> str:
 
 
 FLOW_COMMANDS = {"preprocess", "train", "compare", "sweep", "serve", "classify", "stylize", "colorize",
-                 "train-colorizer"}
+                 "train-colorizer", "score"}
 
 
 def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
@@ -266,8 +300,9 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
         add_config_arguments(sub, model)
         sub.set_defaults(handler=_train_colorizer if name == "train-colorizer" else _dnn_batch)
 
-    models = commands.add_parser("models", help="List, fetch or build networks for the OpenCV DNN flows.",
-                                 description="Networks for stylize and colorize.")
+    models = commands.add_parser("models", help="The price model registry (MLflow); networks for the OpenCV DNN "
+                                 "flows.", description="`models registry`: the registered price models and their "
+                                 "champion. list, fetch, toy: networks for stylize and colorize.")
     actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="The published networks, their files and the options they need.")
     fetch = actions.add_parser("fetch", help="Download a published network's files (progress bar), recording "
@@ -279,7 +314,21 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
                              "runs): sepia (1x1 conv: sepia tone through the style flow) or conv (3x3 convs).")
     toy.add_argument("name", choices=["sepia", "conv"])
     toy.add_argument("path", type=Path, help="the .onnx file to write")
+    kept = actions.add_parser("registry", help="The MLflow model registry of price models: list the versions, "
+                              "promote one to champion, or roll back to the previous champion.")
+    registry_actions = kept.add_subparsers(dest="registry_action", required=True, metavar="ACTION")
+    listing = registry_actions.add_parser("list", help="Every version, newest first, with its gate verdict.")
+    promote = registry_actions.add_parser("promote", help="Make a version the champion (its files are checked).")
+    promote.add_argument("version", type=int, help="version number (see `models registry list`)")
+    rollback = registry_actions.add_parser("rollback", help="The previous champion becomes champion again.")
+    for action in (listing, promote, rollback):
+        action.add_argument("--tracking-uri", default=None, help="MLflow tracking and registry URI (default: "
+                            "$MLFLOW_TRACKING_URI, else the SQLite store under .house-pipeline/mlflow)")
     models.set_defaults(handler=_models)
+
+    score = commands.add_parser("score", help=_first_sentence(ScoreConfig.__doc__), description=ScoreConfig.__doc__)
+    add_config_arguments(score, ScoreConfig)
+    score.set_defaults(handler=_score)
 
     compact = commands.add_parser(
         "compact-dataset", help="Write a copy of a Houses-format folder with shrunk photos.",
@@ -305,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     # healthy run TF 2.20 prints an error line ("NodeDef mentions attribute use_unbounded_threadpool") whenever
     # op determinism rewrites Keras's parallel map for a last partial batch. Real failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage reports leave the machine
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial MLflow database tables..."
     # Without PREFECT_API_URL each run starts a temporary Prefect server; its first start on a new machine
     # creates and migrates the SQLite database, which takes longer than Prefect's default 20 s on 2 cores.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

@@ -1,5 +1,6 @@
-"""Alerts for served deployments: a Prefect automation that sends a notification when a deployment's flow
-run fails or crashes (a scheduled nightly train, say), through a Prefect notification block.
+"""Alerts for served deployments: Prefect automations that send a notification when a deployment's flow
+run fails or crashes (a scheduled nightly train, say), and when the promotion gate keeps the champion
+(the `house-pipeline.model.not-promoted` event), through a Prefect notification block.
 
 One setting turns them on: HOUSE_PIPELINE_ALERT_URL, a webhook URL (Slack, Teams, a chat bot, an HTTP
 receiver of your own); `serve` then creates, or replaces, the block and the automation, so they are
@@ -14,6 +15,7 @@ import os
 ALERT_URL_ENV = "HOUSE_PIPELINE_ALERT_URL"
 BLOCK_NAME = "house-pipeline-alerts"
 AUTOMATION_NAME = "house-pipeline: a deployment run failed"
+NOT_PROMOTED_AUTOMATION = "house-pipeline: a trained model was not promoted"
 FAILED_OR_CRASHED = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
 
 
@@ -27,22 +29,33 @@ def ensure_alerts(url: str) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.events.actions import SendNotification
 
+    from tasks.lifecycle.registry import NOT_PROMOTED_EVENT
+
     block = CustomWebhookNotificationBlock(name=BLOCK_NAME, url=url, method="POST",
                                            json_data={"subject": "{{subject}}", "body": "{{body}}"})
     block_id = block.save(BLOCK_NAME, overwrite=True)
-    try:
-        Automation.read(name=AUTOMATION_NAME).delete()
-    except ValueError:  # none yet
-        pass
+    for name in (AUTOMATION_NAME, NOT_PROMOTED_AUTOMATION):
+        try:
+            Automation.read(name=name).delete()
+        except ValueError:  # none yet
+            pass
+    notify = {"block_document_id": block_id}
     Automation(
         name=AUTOMATION_NAME,
         description="Notify when a flow run of a deployment (scheduled or started from the UI) fails or crashes.",
         trigger=EventTrigger(expect=FAILED_OR_CRASHED, match={"prefect.resource.id": "prefect.flow-run.*"},
                              match_related={"prefect.resource.role": "deployment"}, posture=Posture.Reactive,
                              threshold=1),
-        actions=[SendNotification(
-            block_document_id=block_id,
-            subject="house-pipeline: {{ flow_run.name }} {{ flow_run.state.name }}",
-            body="Flow run {{ flow_run.name }} of deployment {{ deployment.name }} ended "
-                 "{{ flow_run.state.name }}: {{ flow_run.state.message }}")],
+        actions=[SendNotification(**notify, subject="house-pipeline: {{ flow_run.name }} {{ flow_run.state.name }}",
+                                  body="Flow run {{ flow_run.name }} of deployment {{ deployment.name }} ended "
+                                       "{{ flow_run.state.name }}: {{ flow_run.state.message }}")],
+    ).create()
+    Automation(
+        name=NOT_PROMOTED_AUTOMATION,
+        description="Notify when the promotion gate keeps the champion (a worse model, or drifted data).",
+        trigger=EventTrigger(expect={NOT_PROMOTED_EVENT}, match={"prefect.resource.id": "house-pipeline.model.*"},
+                             posture=Posture.Reactive, threshold=1),
+        actions=[SendNotification(**notify, subject="house-pipeline: model version {{ event.payload.version }} not "
+                                  "promoted", body="The promotion gate kept champion version "
+                                  "{{ event.payload.champion }}: {{ event.payload.reasons | join('; ') }}")],
     ).create()

@@ -15,6 +15,7 @@ from tasks.classify.prefect_tasks import (
 )
 from tasks.core.prefect_cache import with_results_in
 from tasks.houses.prefect_tasks import resolve_data_task
+from tasks.lifecycle.prefect_tasks import record_run_task
 
 
 def _run_name() -> str:
@@ -25,6 +26,7 @@ def _run_name() -> str:
 def classify_flow(config: ClassifyConfig) -> dict:
     """Train a multilabel or multioutput image classifier and write its report under `config.out`."""
     config.check_paths()
+    tracker = config.tracker()  # an unreachable store stops the run here, before any work
     if config.data is None:
         houses = resolve_data_task(config.houses, config.cache)  # a folder, or a URL of a zip (downloaded once)
         source = house_labels_task(houses, config.out / "house-labels.csv", config.test_size, config.split_seed)
@@ -37,4 +39,8 @@ def classify_flow(config: ClassifyConfig) -> dict:
     train = with_results_in(train_classifier_task, config.cache, config.refresh_cache)
     trained = train(config.cache, images, options, progress_key="classify-progress")
     data_info = {"source": str(source), "split": "by house" if config.data is None else "as the data says"}
-    return evaluate_classifier_task(trained, images, options, config.out, data_info)
+    metrics = evaluate_classifier_task(trained, images, options, config.out, data_info)
+    record_run_task(tracker, "house-photos-classify", config.out.name, config.model_dump(mode="json"), metrics,
+                    trained[1]["history"], {"images.cache_key": images.folder.name},
+                    {"report": config.out / "report.md", "report/plots": config.out / "plots"})
+    return metrics

@@ -94,8 +94,33 @@ class PreprocessConfig(DataOptions):
             paths.check_output_folder("--export-montages", self.export_montages, self.data_inputs())
 
 
-class RunOptions(DataOptions):
-    """Data options plus the run's output folder and train/test split seed."""
+class TrackingOptions(BaseModel):
+    """Where the run's experiment record goes (MLflow)."""
+
+    tracking: Literal["required", "optional", "off"] = Field("required", description="MLflow tracking: required "
+                                                            "(an unreachable store is an error before any work), "
+                                                            "optional (a warning, and the run goes on untracked) "
+                                                            "or off.")
+    tracking_uri: str | None = Field(None, description="MLflow tracking and registry URI (http://HOST:PORT of an "
+                                     "`mlflow server`, or sqlite:///PATH). Default: $MLFLOW_TRACKING_URI, else "
+                                     "a SQLite store under .house-pipeline/mlflow.")
+
+    def check_tracking(self) -> None:
+        """With tracking required, an unreachable store is an error here, before any work."""
+        from tasks.lifecycle.tracking import Tracking
+
+        if self.tracking == "required":
+            Tracking.resolve("required", self.tracking_uri)
+
+    def tracker(self):
+        """The resolved, checked store (None inside when tracking is off or optional and unreachable)."""
+        from tasks.lifecycle.tracking import Tracking
+
+        return Tracking.resolve(self.tracking, self.tracking_uri)
+
+
+class RunOptions(DataOptions, TrackingOptions):
+    """Data options plus the run's output folder, train/test split seed and experiment tracking."""
 
     out: Path = Field(Path("runs/run"), description="Output folder.")
     split_seed: int = Field(42, description="Seed of the train/test split (42: the tutorials').")
@@ -103,6 +128,7 @@ class RunOptions(DataOptions):
     def check_paths(self) -> None:
         super().check_paths()
         paths.check_output_folder("--out", self.out, self.data_inputs())
+        self.check_tracking()
 
     def preprocess_config(self) -> PreprocessConfig:
         return options_for(PreprocessConfig, self, out=self.out / "preprocess", seed=self.split_seed)
@@ -115,6 +141,13 @@ class TrainConfig(RunOptions, PriceOptions):
                       "the model (model/).")
     cv: int | None = Field(None, ge=2, le=20, description="Also run K-fold cross-validation by house "
                            "on the train split and report each metric's mean and spread.")
+    register_model: bool = Field(True, description="Register the model in the MLflow registry and make it champion if "
+                           "it passes the promotion gate (needs tracking).")
+    promotion_tolerance: float = Field(0.0, ge=0, le=100, description="How many MAPE points worse than the "
+                                       "champion (on the same test houses) a candidate may be and still be "
+                                       "promoted.")
+    drift_threshold: float = Field(0.25, gt=0, description="PSI above which a column of the training data has "
+                                   "drifted from the champion's; drift blocks promotion, not training.")
 
     def training_options(self) -> PriceOptions:
         """The training options given (others take their strategy's defaults)."""
@@ -202,7 +235,44 @@ class SweepConfig(RunOptions):
         return self
 
 
-class ClassifyConfig(ClassifierOptions):
+class ScoreConfig(TrackingOptions):
+    """Price new houses with a registered model (the champion by default): predictions as Parquet and CSV,
+    the model version on every row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    houses: Path = Field(description="CSV of the new houses: bedrooms, bathrooms, area, zipcode (and house, the "
+                         "number in the photo names {house}_{room}.jpg).")
+    photos: Path | None = Field(None, description="Folder with the houses' four photos each (needed by models "
+                                "that see photos).")
+    out: Path = Field(Path("runs/score"), description="Folder for predictions.parquet and predictions.csv.")
+    model_version: int | None = Field(None, ge=1, description="Registry version to use (default: the champion).")
+    cache: Path = Field(default_factory=default_cache, description="Cache folder: a scoring of the same houses, "
+                        "photos and model is reused.")
+    refresh_cache: bool = refresh_cache_field()
+
+    def check_paths(self) -> None:
+        paths.check_input_file("--houses", self.houses)
+        inputs = {}
+        if self.photos is not None:
+            paths.check_input_folder("--photos", self.photos)
+            inputs["--photos"] = self.photos
+        paths.check_output_folder("--out", self.out, inputs)
+        paths.check_output_folder("--cache", self.cache, inputs)
+        self.registry_version()
+
+    def registry_version(self):
+        """The registry version to score with, checked before any work (a clear error when there is none)."""
+        from tasks.lifecycle import registry
+
+        tracker = self.tracker()
+        if not tracker.enabled:
+            raise DataError(f"--tracking {self.tracking}: scoring reads the model registry, so it needs a reachable "
+                            "tracking store; pass --tracking required")
+        return registry.version(tracker, self.model_version)
+
+
+class ClassifyConfig(ClassifierOptions, TrackingOptions):
     """Train an image classifier (multilabel or multioutput) and evaluate it on held-out images. Without
     --data: each house photo of --houses labelled with its room and its house's price tier, split by house."""
 
@@ -241,6 +311,7 @@ class ClassifyConfig(ClassifierOptions):
             inputs["--houses"] = Path(self.houses)
         paths.check_output_folder("--cache", self.cache, inputs)
         paths.check_output_folder("--out", self.out, inputs)
+        self.check_tracking()
 
 
 

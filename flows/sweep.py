@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -26,6 +27,7 @@ from tasks.automl.point import PointData, hand_built_row
 from tasks.automl.prefect_tasks import automl_point_task, automl_search_task, sweep_leaderboard_task
 from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Preprocessed
+from tasks.lifecycle.prefect_tasks import record_run_task
 from tasks.price.options import PriceOptions
 from tasks.price.prefect_tasks import evaluate_task, train_task
 
@@ -44,17 +46,16 @@ def sweep_points_flow(config: SweepConfig, preprocessed: Preprocessed, budgets: 
     data = PointData(dataset, config.classify_data, config.test_size)
     space = config.search_space()
     threads = config.threads_per_point or (max(1, (os.cpu_count() or 1) // config.workers) if config.workers else None)
-    # A point's time limit is honoured inside the search; the task timeout is the backstop.
+    # A point's time limit is honoured inside the search (a Prefect task timeout cannot stop work in a worker).
     # Every search is submitted before any point's copy-and-report, which waits for its search in a worker.
     search = with_results_in(automl_search_task, config.cache, config.refresh_cache)
-    searches = [(name, budget, search.with_options(timeout_seconds=2 * budget.seconds + 1800)
-                 .submit(config.cache, data, name, budget, space, threads))
+    searches = [(name, budget, search.submit(config.cache, data, name, budget, space, threads))
                 for name in config.tasks for budget in budgets]
     points = [automl_point_task.submit(searched, name, budget, config.out) for name, budget, searched in searches]
     hand_built = []
     if config.hand_built:
         info = data_info(config, preprocessed.summary)
-        train = with_results_in(train_task, config.cache, config.refresh_cache)
+        train = with_results_in(train_task, config.cache, config.refresh_cache).with_options(timeout_seconds=None)
         for name in (n for n in config.tasks if n in HAND_BUILT):
             options = PriceOptions(strategy=HAND_BUILT[name])
             trained = train.submit(config.cache, dataset, options, None)
@@ -77,7 +78,15 @@ def sweep_flow(config: SweepConfig) -> list[dict]:
     config.check_paths()  # the command line checked before the flow started; deployments are checked here
     budgets = config.budget_points()
     runner = points_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
+    tracker = config.tracker()  # an unreachable store stops the run here, before any search
     preprocessed = preprocess_flow(config.preprocess_config())
     rows = sweep_points_flow.with_options(task_runner=runner)(config, preprocessed, budgets)
     sweep_leaderboard_task(rows, config.out)
+    for row in rows:  # one MLflow run per point (and hand-built model), tagged with the sweep
+        folder = Path(row["model"]).parent if row["kind"] == "automl" else None
+        record_run_task(tracker, "house-prices-sweep", f"{config.out.name}-{row['task']}-{row['budget']}",
+                        {**config.model_dump(mode="json"), **{k: row[k] for k in ("task", "kind", "budget")}},
+                        {"score": row["score"], "seconds": row["seconds"]}, {},
+                        {"dataset.cache_key": preprocessed.dataset.folder.name, "metric": row["metric"],
+                         "sweep": config.out.name}, {"point": folder} if folder else {})
     return rows

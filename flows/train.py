@@ -1,15 +1,24 @@
-"""The train flow: preprocess (subflow, cached) -> train (cached, resumable) -> [cross-validate] -> evaluate."""
+"""The train flow: preprocess (subflow, cached) -> validate the data -> train (cached, resumable) ->
+[cross-validate] -> evaluate -> record in MLflow -> register and gate (the champion changes only if
+the new model passes)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from prefect import flow
+from prefect.states import Completed
 
 from flows.config import RunOptions, TrainConfig, run_parameter
 from flows.preprocess import preprocess_flow
 from tasks.core.prefect_cache import with_results_in
-from tasks.price.prefect_tasks import cross_validate_task, evaluate_task, train_task
+from tasks.lifecycle.prefect_tasks import (
+    manifest_sha256,
+    promotion_gate_task,
+    record_run_task,
+    validate_data_task,
+)
+from tasks.price.prefect_tasks import cross_validate_task, evaluate_task, price_code_version, train_task
 
 
 def _run_name() -> str:
@@ -18,16 +27,32 @@ def _run_name() -> str:
 
 
 @flow(name="train", flow_run_name=_run_name)
-def train_flow(config: TrainConfig) -> dict:
-    """Train one model on the houses and write its report under `config.out`."""
+def train_flow(config: TrainConfig):
+    """Train one model on the houses and write its report under `config.out`; with tracking, record it in
+    MLflow, register it and promote it to champion if it passes the gate."""
     config.check_paths()
+    tracker = config.tracker()  # an unreachable store stops the run here, before any work
     preprocessed = preprocess_flow(config.preprocess_config())
     dataset, options = preprocessed.dataset, config.training_options()
+    checked = validate_data_task(dataset, tracker, config.drift_threshold, config.out)
     train, cross_validate = (with_results_in(t, config.cache, config.refresh_cache)
                              for t in (train_task, cross_validate_task))
     trained = train(config.cache, dataset, options, progress_key="train-progress")
     folds = cross_validate(config.cache, dataset, options, config.cv) if config.cv else None
-    return evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
+    metrics = evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
+    tags = {"data.manifest_sha256": manifest_sha256(config.out), "dataset.cache_key": dataset.folder.name,
+            "code.version": price_code_version()[:12], "strategy": options.strategy}
+    run_id = record_run_task(tracker, "house-prices", config.out.name, config.model_dump(mode="json"), metrics,
+                             trained[1]["history"], tags,
+                             {"report": config.out / "report.md", "report/plots": config.out / "plots",
+                              "": config.out / "data_profile.json"})
+    if not (config.register_model and tracker.enabled):
+        return metrics
+    verdict = promotion_gate_task(tracker, run_id, config.out, dataset, metrics, checked,
+                                  config.promotion_tolerance, tags)
+    message = (f"Model version {verdict['version']} promoted to champion" if verdict["promoted"] else
+               f"Model version {verdict['version']} NOT promoted: " + "; ".join(verdict["reasons"]))
+    return Completed(message=message, data={**metrics, "gate": verdict})
 
 
 def data_info(config: RunOptions, summary: dict) -> dict:

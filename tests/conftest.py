@@ -58,11 +58,14 @@ def prefect_api() -> str:
 
 
 @pytest.fixture(scope="session")
-def run_cli(prefect_api: str):
+def run_cli(prefect_api: str, tmp_path_factory):
     """Run `python -m flows ...` in a subprocess that reports to the test Prefect API."""
 
+    home = tmp_path_factory.mktemp("house-pipeline-home")  # logs and the MLflow store: never the checkout's
+
     def run(*args: str, check: bool = True, background: bool = False):
-        env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               "HOUSE_PIPELINE_HOME": str(home), "MLFLOW_TRACKING_URI": ""}
         command = [sys.executable, "-m", "flows", *map(str, args)]
         if background:
             return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -21,6 +21,7 @@ LAYERS = {
     "classify": {"core", "houses", "training", "classify"},
     "automl": {"core", "houses", "training", "automl"},
     "dnn": {"core", "training", "dnn"},
+    "lifecycle": {"core", "houses", "training", "price", "lifecycle"},  # above the price models it registers
 }
 
 

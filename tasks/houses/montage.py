@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tasks.core.images import read_image
+from tasks.core.images import decode_image, read_image
 
 # (row, column) of each photo kind's tile, in PHOTO_KINDS order.
 TILE_POSITIONS = ((0, 0), (0, 1), (1, 1), (1, 0))
@@ -40,6 +40,12 @@ def tile_montage(tiles: list[np.ndarray], tile_size: int) -> np.ndarray:
 def house_montage(photo_paths: list[Path], tile_size: int) -> np.ndarray:
     """Read a house's four photos (PHOTO_KINDS order) and tile them. (2*tile, 2*tile, 3) uint8."""
     tiles = [resize_tile(read_image(path, tile_size, BAD_PHOTO_HINT), tile_size) for path in photo_paths]
+    return tile_montage(tiles, tile_size)
+
+
+def montage_from_bytes(photos: list[tuple[bytes, str]], tile_size: int) -> np.ndarray:
+    """A house's four photos as (encoded bytes, name for errors) in PHOTO_KINDS order, tiled."""
+    tiles = [resize_tile(decode_image(data, name, tile_size, BAD_PHOTO_HINT), tile_size) for data, name in photos]
     return tile_montage(tiles, tile_size)
 
 

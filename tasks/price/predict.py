@@ -104,17 +104,22 @@ class PriceModel:
         return self.scale.to_price(self.model.predict(inputs, verbose=0))
 
 
-def folder_montages(houses: pd.DataFrame, photos_dir: Path, tile_size: int) -> np.ndarray:
-    """(N, 2t, 2t, 3) montages of the houses' four photos `{house}_{room}.jpg` in `photos_dir`."""
+def photo_paths(houses: pd.DataFrame, photos_dir: Path) -> list[list[Path]]:
+    """Each house's four photos `{house}_{room}.jpg` in `photos_dir` (PHOTO_KINDS order)."""
     found = find_photos(photos_dir) if photos_dir.is_dir() else {}
-    montages = []
+    paths = []
     for number in houses["house"]:
-        paths = [found.get(int(number), {}).get(kind) for kind in PHOTO_KINDS]
-        for kind, path in zip(PHOTO_KINDS, paths):
+        house = [found.get(int(number), {}).get(kind) for kind in PHOTO_KINDS]
+        for kind, path in zip(PHOTO_KINDS, house):
             if path is None:
                 raise DataError(f"photo is missing for house {number}: expected {number}_{kind}.jpg", photos_dir)
-        montages.append(house_montage(paths, tile_size))
-    return np.stack(montages)
+        paths.append(house)
+    return paths
+
+
+def folder_montages(houses: pd.DataFrame, photos_dir: Path, tile_size: int) -> np.ndarray:
+    """(N, 2t, 2t, 3) montages of the houses' four photos `{house}_{room}.jpg` in `photos_dir`."""
+    return np.stack([house_montage(paths, tile_size) for paths in photo_paths(houses, photos_dir)])
 
 
 def predict_new_houses(model_dir: Path, houses_csv: Path, photos_dir: Path | None) -> pd.DataFrame:

@@ -99,6 +99,7 @@ def cases(w: dict) -> list[tuple[str, list[str], int, str]]:
     """(name, argv, exit code, what the error line must say)."""
     r, h = w["root"], w["houses"]
     out, cache = str(r / "out"), str(r / "cache")
+    registry = f"sqlite:///{r / 'registry' / 'mlflow.db'}"  # an MLflow store with nothing registered
     return [
         ("preprocess: --data missing", ["preprocess", "--data", str(r / "none"), "--out", out], 2,
          f"--data {r / 'none'}: no such folder"),
@@ -190,6 +191,19 @@ def cases(w: dict) -> list[tuple[str, list[str], int, str]]:
         ("serve: no prefect.yaml here", ["serve"], 2, "no deployments file: looked for"),
         ("serve: --file missing", ["serve", "--file", str(r / "none.yaml")], 2, f"looked for {r / 'none.yaml'}"),
         ("sample-data: DIR not empty", ["sample-data", str(r)], 2, "already exists and is not an empty folder"),
+        ("train: tracking server unreachable", ["train", "--data", str(h), "--out", out, "--cache", cache,
+                                                "--tracking-uri", "http://127.0.0.1:9"], 2,
+         "cannot reach the MLflow tracking server at http://127.0.0.1:9"),
+        ("compare: tracking URI not understood", ["compare", "--data", str(h), "--out", out, "--cache", cache,
+                                                  "--tracking-uri", "ftp://host/x"], 2, "unknown tracking URI scheme"),
+        ("score: no champion yet", ["score", "--houses", str(r / "new.csv"), "--out", out, "--cache", cache,
+                                    "--tracking-uri", registry], 2, "no champion in the registry"),
+        ("score: tracking off", ["score", "--houses", str(r / "new.csv"), "--out", out, "--tracking", "off"], 2,
+         "scoring reads the model registry"),
+        ("models registry: unknown version", ["models", "registry", "promote", "7", "--tracking-uri", registry], 2,
+         "VERSION 7: no such version of house-price"),
+        ("models registry: rollback without a champion", ["models", "registry", "rollback", "--tracking-uri",
+                                                          registry], 2, "no champion in the registry"),
     ]
 
 

@@ -52,7 +52,8 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "HOUSE_PIPELINE_HOME": str(home / "house-pipeline"),
+           "MLFLOW_TRACKING_URI": ""}
     log = (home / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                 "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)

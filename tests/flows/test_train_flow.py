@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import assert_plot, make_houses, overlap_seconds, read_artifact, task_runs
+from tests.fixtures import assert_plot, client_call, make_houses, overlap_seconds, read_artifact, task_runs
 
 SMALL = ("--min-houses-per-zip", "3", "--tile-size", "8", "--epochs", "2", "--batch-size", "4")
 
@@ -111,7 +111,8 @@ def test_compare_trains_in_parallel_and_writes_a_leaderboard(trained, run_cli, p
     _, cache, _ = trained
     out = tmp_path / "cmp"
     since = datetime.now(UTC)
-    result = run_cli("compare", "--data", forty_houses, "--out", out, "--cache", cache,
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"  # MLflow's local SQLite store
+    result = run_cli("compare", "--data", forty_houses, "--out", out, "--cache", cache, "--tracking-uri", store,
                      "--strategies", "mlp,cnn", "--trainers", "fit,batch", "--max-parallel", "2", *SMALL)
     assert "Leaderboard:" in result.stdout
     lines = (out / "leaderboard.csv").read_text().splitlines()
@@ -121,6 +122,16 @@ def test_compare_trains_in_parallel_and_writes_a_leaderboard(trained, run_cli, p
     assert_plot(out / "leaderboard.png")
     trainings = task_runs(prefect_api, since, "train-")
     assert len(trainings) == 4 and overlap_seconds(trainings) > 0.5  # two at a time, not one after another
+
+    from mlflow import MlflowClient  # one MLflow run per configuration, tied to the Prefect flow run
+
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("house-prices-compare").experiment_id])
+    assert sorted((r.data.params["strategy"], r.data.params["trainer"]) for r in runs) == [
+        ("cnn", "batch"), ("cnn", "fit"), ("mlp", "batch"), ("mlp", "fit")]
+    assert {r.data.tags["compare"] for r in runs} == {"cmp"} and all(r.data.metrics["mape_mean"] > 0 for r in runs)
+    flow_run = client_call(prefect_api, lambda c: c.read_flow_run(runs[0].data.tags["prefect.flow_run_id"]))
+    assert flow_run.name.startswith("compare-")
 
 
 def test_trainings_in_a_thread_pool_stop_at_their_time_limit_and_resume(run_cli, prefect_api, forty_houses,

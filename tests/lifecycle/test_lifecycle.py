@@ -1,0 +1,182 @@
+"""The model lifecycle against a real `mlflow server` on 127.0.0.1 and the local SQLite store: runs
+recorded with their Prefect flow run, the promotion gate (a champion, a worse model that is not
+promoted, drift that blocks promotion), promote and rollback, batch scoring, and the REST endpoint
+of `mlflow models serve` answering with the same prices as `predict`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from tests.fixtures import client_call, make_houses
+
+pytestmark = pytest.mark.slow  # servers and flows in subprocesses
+
+SMALL = ["--min-houses-per-zip", "3", "--tile-size", "8", "--batch-size", "4", "--learning-rate", "0.01",
+         "--strategy", "mixed"]
+ROOMS = ("frontal", "bedroom", "bathroom", "kitchen")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout} s; log: {log.read_text()[-2000:]}")
+
+
+def _mlflow_env(uri: str) -> dict:
+    bin_dir = str(Path(sys.executable).parent)  # mlflow serve runs `uvicorn` from the environment's bin
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` with its own SQLite database and artifact folder; (URI, artifact folder)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    log = root / "server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
+        env=_mlflow_env(""), stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", 120, log)
+        yield f"http://127.0.0.1:{port}", root / "artifacts"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def houses(tmp_path_factory) -> Path:
+    return make_houses(tmp_path_factory.mktemp("lifecycle") / "houses", [90000 + n % 3 for n in range(36)],
+                       photo_size=(24, 20))
+
+
+@pytest.fixture(scope="module")
+def nightly(run_cli, mlflow_server, houses, tmp_path_factory):
+    """Three nightly-style runs on one registry: a champion, a worse candidate (1 epoch), drifted data."""
+    uri, _ = mlflow_server
+    root = tmp_path_factory.mktemp("nightly")
+    drifted = shutil.copytree(houses, root / "drifted-houses")
+    lines = [line.split() for line in (drifted / "HousesInfo.txt").read_text().splitlines()]
+    (drifted / "HousesInfo.txt").write_text("".join(f"{b} {t} {int(a) * 3} {z} {p}\n" for b, t, a, z, p in lines))
+    runs = {}
+    for name, data, epochs in (("champion", houses, "40"), ("worse", houses, "1"), ("drifted", drifted, "40")):
+        out = root / name
+        result = run_cli("train", "--data", data, "--out", out, "--cache", root / "cache", "--epochs", epochs,
+                         "--tracking-uri", uri, *SMALL)
+        runs[name] = (out, result.stdout + result.stderr, json.loads((out / "gate.json").read_text()))
+    return runs
+
+
+def test_a_champion_then_a_worse_model_and_drifted_data_are_kept_out(nightly, mlflow_server, run_cli, prefect_api):
+    uri, _ = mlflow_server
+    (_, first, champion), (worse_out, second, worse), (drift_out, _, drift) = (nightly[k] for k in
+                                                                              ("champion", "worse", "drifted"))
+    assert champion["promoted"] and champion["version"] == 1 and "promoted to champion" in first
+    assert not worse["promoted"] and worse["version"] == 2 and worse["champion_before"] == 1
+    assert "worse than the champion's" in worse["reasons"][0] and "not promoted (champion stays version 1)" in second
+    candidate, old = worse["comparison"]["candidate"], worse["comparison"]["champion"]
+    assert candidate["mape_mean"] > old["mape_mean"] and worse["comparison"]["houses"] == 9  # the same test houses
+    assert "| MAPE mean (%) |" in (worse_out / "gate.md").read_text()
+    assert not drift["promoted"] and any("area drifted (PSI" in reason for reason in drift["reasons"])
+    assert "area" in (drift_out / "data_profile.json").read_text()
+
+    listing = run_cli("models", "registry", "list", "--tracking-uri", uri).stdout.splitlines()
+    assert [line.split()[:2] for line in listing] == [["3", "mixed"], ["2", "mixed"], ["1", "champion"]]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    version = client.get_model_version("house-price", "2")
+    assert version.tags["gate"] == "rejected" and version.tags["strategy"] == "mixed"
+    run = client.get_run(version.run_id)
+    assert run.data.metrics["mape_mean"] == pytest.approx(worse["comparison"]["candidate"]["mape_mean"], abs=1e-3)
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 1  # one epoch, per-epoch metrics
+    flow_run = client_call(prefect_api, lambda c: c.read_flow_run(run.data.tags["prefect.flow_run_id"]))
+    assert flow_run.name.startswith("train-mixed-") and "NOT promoted" in flow_run.state.message
+    assert {"report.md", "plots"} <= {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")}
+
+
+def test_promote_and_rollback_and_a_version_whose_files_are_gone_is_never_served(nightly, mlflow_server, run_cli):
+    uri, artifacts = mlflow_server
+    assert "Version 2 is now the champion" in run_cli("models", "registry", "promote", "2", "--tracking-uri",
+                                                      uri).stdout
+    assert "version 1 is the champion again" in run_cli("models", "registry", "rollback", "--tracking-uri",
+                                                        uri).stdout
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    assert client.get_model_version_by_alias("house-price", "champion").version == "1"
+    gone = client.get_model_version("house-price", "3")
+    shutil.rmtree(artifacts / client.get_run(gone.run_id).info.experiment_id / gone.run_id / "artifacts" / "model")
+    refused = run_cli("models", "registry", "promote", "3", "--tracking-uri", uri, check=False)
+    assert refused.returncode == 2 and "it is not served" in refused.stderr and "Traceback" not in refused.stderr
+    assert client.get_model_version_by_alias("house-price", "champion").version == "1"
+
+
+def test_batch_scoring_and_the_rest_endpoint_give_the_prices_of_predict(nightly, mlflow_server, run_cli, houses,
+                                                                         tmp_path):
+    uri, _ = mlflow_server
+    new = tmp_path / "new.csv"
+    new.write_text("house,bedrooms,bathrooms,area,zipcode\n1,3,2,1800,90001\n2,4,3,2600,90002\n")
+    scored = run_cli("score", "--houses", new, "--photos", houses, "--out", tmp_path / "scored", "--cache",
+                     tmp_path / "cache", "--tracking-uri", uri)
+    assert "Priced 2 houses with house-price version 1" in scored.stdout
+    table = pd.read_parquet(tmp_path / "scored" / "predictions.parquet")
+    assert table["model_version"].tolist() == [1, 1]
+    predicted = run_cli("predict", "--model", nightly["champion"][0] / "model", "--house", new, "--photos", houses)
+    expected = [float(line.split()[-1].strip("$").replace(",", "")) for line in predicted.stdout.splitlines()[1:]]
+    assert table["predicted_price"].tolist() == expected
+
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                               "models:/house-price@champion", "--env-manager", "local", "--host", "127.0.0.1",
+                               "--port", str(port)], cwd=ROOT, env=_mlflow_env(uri), stdout=log.open("w"),
+                              stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/ping", 120, log)
+        photos = {f"photo_{room}": "data:image/jpeg;base64," + base64.b64encode(
+            (houses / f"1_{room}.jpg").read_bytes()).decode() for room in ROOMS}
+        body = {"dataframe_records": [{"bedrooms": 3, "bathrooms": 2, "area": 1800, "zipcode": 90001, **photos}]}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert json.loads(answer.read())["predictions"] == [{"predicted_price": expected[0]}]
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_tracking_optional_goes_on_untracked_when_the_server_is_unreachable():
+    from tasks.lifecycle.tracking import Tracking
+
+    said = []
+    tracker = Tracking.resolve("optional", f"http://127.0.0.1:{_free_port()}", warn=said.append)
+    assert not tracker.enabled and "cannot reach the MLflow tracking server" in said[0]
