@@ -43,7 +43,9 @@ def _train(args: argparse.Namespace) -> None:
           f"R^2 {metrics['r2']:.3f}")
     print(f"Report: {(config.out / 'report.md').resolve()}")
     gate = metrics.get("gate")
-    if gate and gate.get("registered"):
+    if gate and gate.get("unchanged"):
+        print(f"Registry: unchanged, the same model as version {gate['version']} of house-price")
+    elif gate and gate.get("registered"):
         print(f"Registry: version {gate['version']} of house-price "
               + ("promoted to champion" if gate["promoted"] else
                  f"not promoted (champion stays version {gate['champion']}): {'; '.join(gate['reasons'])}"))

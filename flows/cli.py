@@ -135,6 +135,9 @@ def prepare_flow_logging(debug: bool) -> None:
     root = logging.getLogger()
     if any(getattr(handler, "house_pipeline", False) for handler in root.handlers):
         return  # prepared already (several commands in one process)
+    # A hint for TensorFlow developers, not users: the gate and scoring load several models in one process.
+    logging.getLogger("tensorflow").addFilter(lambda record: "triggered tf.function retracing" not in
+                                              record.getMessage())
     to_file = logging.FileHandler(error_log())
     to_file.house_pipeline = True
     to_file.setLevel(logging.WARNING)

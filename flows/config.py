@@ -97,10 +97,11 @@ class PreprocessConfig(DataOptions):
 class TrackingOptions(BaseModel):
     """Where the run's experiment record goes (MLflow)."""
 
-    tracking: Literal["required", "optional", "off"] = Field("required", description="MLflow tracking: required "
-                                                            "(an unreachable store is an error before any work), "
-                                                            "optional (a warning, and the run goes on untracked) "
-                                                            "or off.")
+    tracking: Literal["required", "optional", "off"] = Field(
+        default_factory=lambda: os.environ.get("HOUSE_PIPELINE_TRACKING") or "required", validate_default=True,
+        description="MLflow tracking: required (an unreachable store is an error before any work), optional (a "
+                    "warning, and the run goes on untracked) or off. Default: $HOUSE_PIPELINE_TRACKING, else "
+                    "required.")
     tracking_uri: str | None = Field(None, description="MLflow tracking and registry URI (http://HOST:PORT of an "
                                      "`mlflow server`, or sqlite:///PATH). Default: $MLFLOW_TRACKING_URI, else "
                                      "a SQLite store under .house-pipeline/mlflow.")

@@ -50,7 +50,8 @@ def train_flow(config: TrainConfig):
         return metrics
     verdict = promotion_gate_task(tracker, run_id, config.out, dataset, metrics, checked,
                                   config.promotion_tolerance, tags)
-    message = (f"Model version {verdict['version']} promoted to champion" if verdict["promoted"] else
+    message = (f"Model unchanged (version {verdict['version']})" if verdict.get("unchanged") else
+               f"Model version {verdict['version']} promoted to champion" if verdict["promoted"] else
                f"Model version {verdict['version']} NOT promoted: " + "; ".join(verdict["reasons"]))
     return Completed(message=message, data={**metrics, "gate": verdict})
 

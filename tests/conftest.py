@@ -62,10 +62,12 @@ def run_cli(prefect_api: str, tmp_path_factory):
     """Run `python -m flows ...` in a subprocess that reports to the test Prefect API."""
 
     home = tmp_path_factory.mktemp("house-pipeline-home")  # logs and the MLflow store: never the checkout's
+    # MLflow tracking is off unless a test asks for it (`--tracking required`): tests/lifecycle and the
+    # compare test check it; elsewhere it would only add seconds to every run.
 
     def run(*args: str, check: bool = True, background: bool = False):
         env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "HOUSE_PIPELINE_HOME": str(home), "MLFLOW_TRACKING_URI": ""}
+               "HOUSE_PIPELINE_HOME": str(home), "MLFLOW_TRACKING_URI": "", "HOUSE_PIPELINE_TRACKING": "off"}
         command = [sys.executable, "-m", "flows", *map(str, args)]
         if background:
             return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

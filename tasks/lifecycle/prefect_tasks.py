@@ -71,9 +71,8 @@ def record_run_task(tracker: Tracking, experiment: str, run_name: str, params: d
     """One MLflow run with the flow's config, metrics (final and per epoch), report and plots; its id."""
     if not tracker.enabled:
         return None
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    numbers |= {f"baseline_{k}": v for k, v in (metrics.get("baseline") or {}).items() if isinstance(v, float)}
-    run_id = tracking.log_run(tracker, experiment, run_name, params, numbers, history, run_tags(tags), artifacts)
+    run_id = tracking.log_run(tracker, experiment, run_name, params, tracking.numbers(metrics), history,
+                              run_tags(tags), artifacts)
     from prefect.artifacts import create_link_artifact
 
     link = tracking.run_link(tracker, run_id)
@@ -107,6 +106,12 @@ def promotion_gate_task(tracker: Tracking, run_id: str | None, out: Path, datase
     if run_id is None:
         return {"registered": False, "promoted": False, "reasons": ["tracking is off: nothing registered"]}
     model_dir = out / "model"
+    same = registry.with_model(tracker, file_sha256(model_dir / "model.keras"))
+    if same is not None:  # a cached training: the very model is registered already
+        log.info("The model is version %d already (same model.keras): nothing new to register or gate", same.number)
+        return {"registered": True, "version": same.number, "promoted": same.is_champion, "unchanged": True,
+                "reasons": [f"unchanged: the same model as version {same.number}"],
+                "champion": (registry.champion(tracker) or same).number}
     candidate = registry.register(tracker, run_id, model_dir, {**tags, "strategy": metrics["strategy"],
                                                                "test_mape": f"{metrics['mape_mean']:.4f}"})
     with registry.promotion_lock(log):

@@ -104,6 +104,11 @@ def versions(tracking: Tracking) -> list[Version]:
                   key=lambda v: -v.number)
 
 
+def with_model(tracking: Tracking, model_sha256: str) -> Version | None:
+    """The version whose model.keras has this sha256, if one is registered."""
+    return next((v for v in versions(tracking) if v.tags.get("sha256.model.keras") == model_sha256), None)
+
+
 def champion(tracking: Tracking) -> Version | None:
     from mlflow.exceptions import MlflowException
 

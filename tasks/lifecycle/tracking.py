@@ -116,6 +116,17 @@ def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of nested metrics, with dotted names (`baseline.mape_mean`, `color.f1`)."""
+    found = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            found |= numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:  # not NaN
+            found[f"{prefix}{key}"] = float(value)
+    return found
+
+
 def log_run(tracking: Tracking, experiment: str, run_name: str, params: dict[str, Any], metrics: dict[str, float],
             history: dict[str, list[float]], tags: dict[str, str], artifacts: dict[str, Path]) -> str | None:
     """One finished MLflow run: parameters, final metrics, per-epoch metrics, tags, artifact folders/files."""

@@ -53,7 +53,7 @@ def server(tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "HOUSE_PIPELINE_HOME": str(home / "house-pipeline"),
-           "MLFLOW_TRACKING_URI": ""}
+           "MLFLOW_TRACKING_URI": "", "HOUSE_PIPELINE_TRACKING": "off"}
     log = (home / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                 "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -217,6 +217,22 @@ def test_a_failed_run_says_why_in_its_final_state_and_alerts(server, served, ale
     assert "Failed" in json.loads(body)["subject"] and str(missing) in json.loads(body)["body"]
 
 
+def test_a_model_the_gate_keeps_out_is_alerted(server, served, alerts):
+    """The promotion gate's event (emitted as the gate does, to this server) reaches the webhook."""
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.lifecycle.registry import MODEL_NAME, NOT_PROMOTED_EVENT
+
+    with temporary_settings({PREFECT_API_URL: server[0]}):
+        emit_event(NOT_PROMOTED_EVENT, resource={"prefect.resource.id": f"house-pipeline.model.{MODEL_NAME}"},
+                   payload={"version": 7, "champion": 5, "reasons": ["test MAPE 30.00 % is worse"]})
+        EventsWorker.drain_all()  # sent now, to this server (a flow run drains its events when it ends)
+    body = _wait(lambda: next((b for b in alerts[1] if "version 7" in b), None), 120, "the not-promoted alert")
+    assert json.loads(body)["body"] == "The promotion gate kept champion version 5: test MAPE 30.00 % is worse"
+
+
 @pytest.fixture(scope="module")
 def browser(chromium):
     from tests.browser import Browser
@@ -304,7 +320,7 @@ def test_a_rerun_shows_its_expensive_tasks_cached_and_a_changed_photo_builds_aga
     summary = json.loads((tmp_path / "out" / "preprocess" / "summary.json").read_text())
     assert summary["cache"] == {"montage_shards_built": 0, "montage_shards_reused": 1, "dataset_built": False}
 
-    browser.open(f"{ui}/runs/flow-run/{again.id}", "document.body.innerText.includes('Cached')")
+    browser.open(f"{ui}/runs/flow-run/{again.id}?tab=Task%20Runs", "document.body.innerText.includes('Cached')")
     browser.screenshot(_screenshot_folder(tmp_path) / "cached-run.png")
 
     photo = data / "5_kitchen.jpg"

@@ -24,8 +24,8 @@ from tests.fixtures import client_call, make_houses
 
 pytestmark = pytest.mark.slow  # servers and flows in subprocesses
 
-SMALL = ["--min-houses-per-zip", "3", "--tile-size", "8", "--batch-size", "4", "--learning-rate", "0.01",
-         "--strategy", "mixed"]
+SMALL = ["--tracking", "required", "--min-houses-per-zip", "3", "--tile-size", "8", "--batch-size", "4",
+         "--learning-rate", "0.01", "--strategy", "mixed"]
 ROOMS = ("frontal", "bedroom", "bathroom", "kitchen")
 
 
@@ -79,18 +79,21 @@ def houses(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def nightly(run_cli, mlflow_server, houses, tmp_path_factory):
-    """Three nightly-style runs on one registry: a champion, a worse candidate (1 epoch), drifted data."""
+    """Nightly-style runs on one registry: a champion, a worse candidate (1 epoch), drifted data, and the
+    champion's run again (its training cached: the same model)."""
     uri, _ = mlflow_server
     root = tmp_path_factory.mktemp("nightly")
     drifted = shutil.copytree(houses, root / "drifted-houses")
     lines = [line.split() for line in (drifted / "HousesInfo.txt").read_text().splitlines()]
     (drifted / "HousesInfo.txt").write_text("".join(f"{b} {t} {int(a) * 3} {z} {p}\n" for b, t, a, z, p in lines))
     runs = {}
-    for name, data, epochs in (("champion", houses, "40"), ("worse", houses, "1"), ("drifted", drifted, "40")):
+    for name, data, epochs in (("champion", houses, "40"), ("worse", houses, "1"), ("drifted", drifted, "40"),
+                               ("again", houses, "40")):
         out = root / name
         result = run_cli("train", "--data", data, "--out", out, "--cache", root / "cache", "--epochs", epochs,
                          "--tracking-uri", uri, *SMALL)
-        runs[name] = (out, result.stdout + result.stderr, json.loads((out / "gate.json").read_text()))
+        gate = out / "gate.json"
+        runs[name] = (out, result.stdout + result.stderr, json.loads(gate.read_text()) if gate.exists() else None)
     return runs
 
 
@@ -109,6 +112,7 @@ def test_a_champion_then_a_worse_model_and_drifted_data_are_kept_out(nightly, ml
 
     listing = run_cli("models", "registry", "list", "--tracking-uri", uri).stdout.splitlines()
     assert [line.split()[:2] for line in listing] == [["3", "mixed"], ["2", "mixed"], ["1", "champion"]]
+    assert "Registry: unchanged, the same model as version 1" in nightly["again"][1]  # not a 4th version
 
     from mlflow import MlflowClient
 
@@ -120,6 +124,16 @@ def test_a_champion_then_a_worse_model_and_drifted_data_are_kept_out(nightly, ml
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 1  # one epoch, per-epoch metrics
     flow_run = client_call(prefect_api, lambda c: c.read_flow_run(run.data.tags["prefect.flow_run_id"]))
     assert flow_run.name.startswith("train-mixed-") and "NOT promoted" in flow_run.state.message
+
+    query = {"filter": {"event": {"name": ["house-pipeline.model.not-promoted"]}}, "limit": 50}
+    request = urllib.request.Request(f"{prefect_api}/events/filter", json.dumps(query).encode(),
+                                     {"Content-Type": "application/json"})
+    events = json.loads(urllib.request.urlopen(request, timeout=30).read())["events"]
+    runs = {v: client.get_run(client.get_model_version("house-price", v).run_id) for v in ("2", "3")}
+    rejected = {f"prefect.flow-run.{run.data.tags['prefect.flow_run_id']}": v for v, run in runs.items()}
+    emitted = {r["prefect.resource.id"]: e["payload"]["version"] for e in events for r in e["related"]
+               if r["prefect.resource.id"] in rejected}
+    assert emitted == {key: int(v) for key, v in rejected.items()}  # one event per rejected model, for the alerts
     assert {"report.md", "plots"} <= {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "report")}
 
 
@@ -146,7 +160,7 @@ def test_batch_scoring_and_the_rest_endpoint_give_the_prices_of_predict(nightly,
     new = tmp_path / "new.csv"
     new.write_text("house,bedrooms,bathrooms,area,zipcode\n1,3,2,1800,90001\n2,4,3,2600,90002\n")
     scored = run_cli("score", "--houses", new, "--photos", houses, "--out", tmp_path / "scored", "--cache",
-                     tmp_path / "cache", "--tracking-uri", uri)
+                     tmp_path / "cache", "--tracking", "required", "--tracking-uri", uri)
     assert "Priced 2 houses with house-price version 1" in scored.stdout
     table = pd.read_parquet(tmp_path / "scored" / "predictions.parquet")
     assert table["model_version"].tolist() == [1, 1]
