@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core import parquet
+from tasks.houses.arrays import montage_side
 from tasks.houses.montage import montage_tiles, resize_tile, tile_montage
 from tasks.training.metrics import regression_metrics
 
@@ -27,7 +28,7 @@ def _shown(name: str, value: float) -> str:
 def test_houses(test_path) -> tuple[pd.DataFrame, np.ndarray]:
     """The test split's raw attributes and (N, 2t, 2t, 3) montages."""
     table = parquet.read_table(test_path).to_pandas()
-    side = int(round((len(table["montage"].iloc[0]) / 3) ** 0.5))
+    side = montage_side(test_path)
     montages = np.stack([np.frombuffer(b, np.uint8).reshape(side, side, 3) for b in table["montage"]])
     return table.drop(columns=["montage", "features", "target"]), montages
 

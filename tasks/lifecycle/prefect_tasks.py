@@ -22,7 +22,6 @@ from tasks.houses.dataset import Dataset
 from tasks.houses.ingest import ATTRIBUTE_COLUMNS
 from tasks.lifecycle import gate, registry, scoring, tracking, validation
 from tasks.lifecycle.tracking import Tracking
-from tasks.price.predict import read_new_houses
 
 SCORE_STAGE = "score"
 
@@ -156,9 +155,7 @@ def manifest_sha256(out: Path) -> str | None:
 def _scores_entry(inputs: dict) -> tuple[str, bool]:
     from tasks.core.cache import Cache
 
-    houses = read_new_houses(inputs["houses_csv"])
-    photos = None if inputs["photos_dir"] is None else scoring.with_photo_paths(houses, inputs["photos_dir"])
-    key = scoring.score_key(inputs["version"].tags, inputs["houses_csv"], photos)
+    _, key = scoring.plan_scoring(inputs["houses_csv"], inputs["photos_dir"], inputs["version"].tags)
     return key, Cache(inputs["cache_dir"]).lookup(SCORE_STAGE, key) is not None
 
 
@@ -171,18 +168,16 @@ def score_task(tracker: Tracking, version: registry.Version, houses_csv: Path, p
 
     log = get_run_logger()
     cache = Cache(cache_dir, log, refreshing())
-    houses = read_new_houses(houses_csv)
-    photos = None if photos_dir is None else scoring.with_photo_paths(houses, photos_dir)
-    key = scoring.score_key(version.tags, houses_csv, photos)
+    houses, key = scoring.plan_scoring(houses_csv, photos_dir, version.tags)
     found = cache.lookup(SCORE_STAGE, key)
     if found is not None:
         return found / "predictions.parquet"
     with tempfile.TemporaryDirectory() as tmp:
         price_model = PriceModel.load(registry.model_folder(tracker, version, Path(tmp)))
-        if price_model.needs_photos() and photos is None:
+        if price_model.needs_photos() and photos_dir is None:
             raise DataError(f"version {version.number} is a {price_model.strategy} model and needs photos: pass "
                             "--photos DIR (with {house}_{room}.jpg files)")
-        prices = scoring.price_frame(price_model, houses if photos is None else photos)
+        prices = scoring.price_frame(price_model, houses)
     table = scoring.scored_table(houses, prices, version.number)
     with cache.write(SCORE_STAGE, key) as folder:
         parquet.write_table(pa.Table.from_pandas(table, preserve_index=False), folder / "predictions.parquet")

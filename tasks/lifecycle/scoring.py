@@ -61,6 +61,16 @@ def with_photo_paths(houses: pd.DataFrame, photos_dir: Path) -> pd.DataFrame:
     return houses.assign(**{column: [str(house[i]) for house in paths] for i, column in enumerate(PHOTO_COLUMNS)})
 
 
+def plan_scoring(houses_csv: Path, photos_dir: Path | None, version_tags: dict) -> tuple:
+    """(the houses, with their photo paths when given; the scoring's content key), bad rows refused."""
+    from tasks.price.predict import read_new_houses
+
+    houses = read_new_houses(houses_csv)
+    if photos_dir is not None:
+        houses = with_photo_paths(houses, photos_dir)
+    return houses, score_key(version_tags, houses_csv, houses if photos_dir is not None else None)
+
+
 def score_key(version_tags: dict, houses_csv: Path, photos: pd.DataFrame | None) -> str:
     """Content key of a scoring: the model's files, the houses file and every photo used."""
     from tasks.core.hashing import digest, file_sha256
