@@ -41,7 +41,9 @@ def _train(args: argparse.Namespace) -> None:
     metrics = train_flow(config)
     print(f"Test MAPE {metrics['mape_mean']:.2f} % (median {metrics['mape_median']:.2f} %), "
           f"R^2 {metrics['r2']:.3f}")
-    print(f"Report: {(config.out / 'report.md').resolve()}")
+    if metrics.get("warning"):
+        print(f"Warning: this model is worse than no model: {metrics['warning']}")
+    print(f"Report: {(config.out / 'report.md').resolve()}; each test house: {(config.out / 'predictions.csv')}")
     gate = metrics.get("gate")
     if gate and gate.get("unchanged"):
         print(f"Registry: unchanged, the same model as version {gate['version']} of house-price")

@@ -91,11 +91,28 @@ def build_cnn(montage_shape: tuple[int, int, int] = (64, 64, 3), filters: tuple[
 def build_mixed(n_features: int, montage_shape: tuple[int, int, int] = (64, 64, 3),
                 hidden: tuple[int, ...] = (8, 4), filters: tuple[int, ...] = (16, 32, 64),
                 dense: tuple[int, ...] = (16, 4), dropout: float = 0.5, head: int = 4,
-                output_bias: float = 0.0, backbone: BackboneChoice = BackboneChoice()) -> keras.Model:
-    """MLP and CNN branches without their heads, concatenated -> Dense(head, relu) -> Dense(1)."""
+                output_bias: float = 0.0, backbone: BackboneChoice = BackboneChoice(),
+                head_activation: str = "linear") -> keras.Model:
+    """MLP and CNN branches without their heads, concatenated -> Dense(head) -> Dense(1). A relu head (the
+    tutorials') lets units die on the priciest houses and caps the predictions; linear does not."""
     mlp_in, mlp_out = mlp_branch(n_features, hidden)
     cnn_in, cnn_out = cnn_branch(montage_shape, filters, dense, dropout, backbone)
     x = layers.Concatenate(name="concat")([mlp_out, cnn_out])  # (B, hidden[-1] + dense[-1])
-    x = layers.Dense(head, activation="relu", name="head_dense")(x)
+    x = layers.Dense(head, activation=head_activation, name="head_dense")(x)
     return keras.Model({"attributes": mlp_in, "montage": cnn_in}, price_head(x, output_bias), name="mixed")
 
+
+
+def build_ensemble(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' outputs on the same inputs (for a log target, the
+    geometric mean of their prices). Standard layers only, so it saves and loads safely as one .keras file."""
+    inputs = {name: keras.Input(shape=tensor.shape[1:], name=name) for name, tensor in _named_inputs(members[0])}
+    outputs = []
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+        outputs.append(member({name: inputs[name] for name, _ in _named_inputs(member)}))
+    return keras.Model(inputs, layers.Average(name="price")(outputs), name=f"ensemble_of_{len(members)}")
+
+
+def _named_inputs(model: keras.Model) -> list[tuple[str, keras.KerasTensor]]:
+    return [(tensor.name, tensor) for tensor in model.inputs]

@@ -14,12 +14,15 @@ def cv_summary(folds: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def train_report(metrics: dict, baseline: dict, options: dict, data: dict, prices: dict,
-                 plots: dict[str, str], cv: dict | None) -> str:
+                 plots: dict[str, str], cv: dict | None, worst: list[dict] | None = None) -> str:
     rows = [{"metric": METRIC_LABELS[n], "model": metrics[n], "baseline (train median)": baseline[n]}
             for n in METRIC_NAMES]
     lines = [
         f"# House prices: {options['strategy']} model, {options['trainer']} trainer",
         "",
+        *([f"**Warning: this model is worse than no model**: {metrics['warning']}. Try other seeds or "
+           "`--ensemble K`, or a strategy with the attributes (mlp, mixed); do not use it as it is.", ""]
+          if metrics.get("warning") else []),
         "## Data",
         f"- source: `{data['source']}`",
         f"- houses: {data['houses_kept']} kept of {data['houses_read']} read, in {data['zipcodes_kept']} zip codes "
@@ -43,6 +46,10 @@ def train_report(metrics: dict, baseline: dict, options: dict, data: dict, price
         "the MAPE by points. " + ("Cross-validation below shows the spread." if cv else
                                   "Run with `--cv K` to see the spread across folds."),
     ]
+    if worst:
+        lines += ["", "## The test houses it prices worst", "All of them, worst first, are in `predictions.csv` "
+                  "(error = (predicted - actual) / actual).", "",
+                  markdown_table(worst, ["house", "actual_price", "predicted_price", "error_pct"])]
     if cv:
         cv_rows = [{"metric": METRIC_LABELS[n], "mean": cv[n]["mean"], "std": cv[n]["std"]} for n in METRIC_NAMES]
         lines += ["", f"## {cv['k']}-fold cross-validation on the train houses", markdown_table(

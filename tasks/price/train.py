@@ -15,7 +15,8 @@ from tasks.houses.arrays import split_rows
 from tasks.price import models
 from tasks.price.data import STRATEGY_INPUTS, TargetScale, iter_batches, load_arrays, train_prices
 from tasks.price.options import PriceOptions
-from tasks.training.engine import EpochHook, FitData, TrainResult, run_trainer
+from tasks.training.engine import EpochHook, FitData, TrainResult, run_trainer, save_model_file
+from tasks.training.saved_models import load_keras_model
 from tasks.training.streams import chunk_stream
 
 LOSSES = {"mape": "mean_absolute_percentage_error", "mae": "mean_absolute_error",
@@ -31,7 +32,8 @@ def build_model(options: PriceOptions, n_features: int, side: int, output_bias: 
         return models.build_cnn(shape, tuple(options.filters), tuple(options.dense), options.dropout, output_bias,
                                 backbone)
     return models.build_mixed(n_features, shape, tuple(options.hidden), tuple(options.filters),
-                              tuple(options.dense), options.dropout, output_bias=output_bias, backbone=backbone)
+                              tuple(options.dense), options.dropout, output_bias=output_bias, backbone=backbone,
+                              head_activation=options.head_activation)
 
 
 def compile_model(model: keras.Model, options: PriceOptions) -> None:
@@ -45,9 +47,36 @@ def train_model(train_path: Path, encoders: dict, options: PriceOptions, folder:
                 log: logging.Logger | logging.LoggerAdapter | None = None,
                 report: EpochHook | None = None, rows: np.ndarray | None = None) -> TrainResult:
     """Train (or resume) into `folder`; the best model ends as folder/model.keras.
-    `rows` restricts training (and its validation share) to those rows of the train split."""
+    `rows` restricts training (and its validation share) to those rows of the train split.
+    With `options.ensemble` K > 1, K members train (and resume) in folder/member-I with seeds SEED + I,
+    and folder/model.keras is their average."""
     log = log or logging.getLogger(__name__)
     report = report or (lambda epoch, epochs, logs: None)
+    if options.ensemble == 1:
+        return _train_one(train_path, encoders, options, folder, log, report, rows)
+    k = options.ensemble
+    results = []
+    for i in range(k):
+        member = options.model_copy(update={"seed": options.seed + i, "ensemble": 1})
+        log.info("Ensemble member %d/%d (seed %d)", i + 1, k, member.seed)
+        results.append(_train_one(train_path, encoders, member, folder / f"member-{i}", log,
+                                  lambda epoch, epochs, logs, i=i: report(i * epochs + epoch, k * epochs, logs), rows))
+    ensemble = models.build_ensemble([load_keras_model(r.model_path, "ensemble member") for r in results])
+    save_model_file(ensemble, folder / "model.keras")
+    return TrainResult(folder / "model.keras", _mean_history([r.history for r in results]),
+                       max(r.epochs_run for r in results), results[0].best_epoch, sum(r.seconds for r in results),
+                       results[0].n_train, results[0].n_validation, results[0].replicas,
+                       min(r.resumed_from_epoch for r in results))
+
+
+def _mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """Per-epoch mean over the members (as long as the shortest member's, when early stopping differed)."""
+    return {name: np.mean([h[name][:min(len(h[name]) for h in histories)] for h in histories], axis=0).tolist()
+            for name in histories[0] if all(name in h for h in histories)}
+
+
+def _train_one(train_path: Path, encoders: dict, options: PriceOptions, folder: Path,
+               log: logging.Logger | logging.LoggerAdapter, report: EpochHook, rows: np.ndarray | None) -> TrainResult:
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()

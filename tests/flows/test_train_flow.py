@@ -3,12 +3,14 @@ is shared by the tests that read it."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.fixtures import assert_plot, client_call, make_houses, overlap_seconds, read_artifact, task_runs
@@ -44,10 +46,21 @@ def _train_entries(cache: Path) -> dict[str, int]:
 def test_train_writes_metrics_report_plots_model_and_artifacts(trained, prefect_api):
     out, _, stdout = trained
     assert "Report:" in stdout and "Test MAPE" in stdout
-    noise = [line for line in stdout.splitlines() if any(mark in line for mark in (
-        "| ERROR", "| WARNING", " E tensorflow", "Warning:", "Traceback"))]
-    assert noise == []  # a healthy run prints no error or warning lines
     metrics = json.loads((out / "metrics.json").read_text())
+    noise = [line for line in stdout.splitlines() if any(mark in line for mark in (
+        "| ERROR", "| WARNING", " E tensorflow", "Warning:", "Traceback")) and "worse than no model" not in line]
+    assert noise == []  # a run prints no error or warning lines, but the one about its model if it deserves it
+    # Two epochs on 30 houses: the model may be worse than predicting the median; then, and only then, it says so.
+    assert ("Warning: this model is worse than no model" in stdout) == bool(metrics["warning"])
+    assert ("**Warning: this model is worse than no model**" in (out / "report.md").read_text()) == \
+        bool(metrics["warning"])
+    with (out / "predictions.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 10 and list(rows[0]) == ["house", "actual_price", "predicted_price", "error_pct"]
+    errors = [float(r["error_pct"]) for r in rows]
+    assert errors == sorted(errors, key=abs, reverse=True)
+    assert np.mean(np.abs(errors)) == pytest.approx(metrics["mape_mean"], abs=0.01)
+    assert len(metrics["top5_price_ratios"]) == 5
     assert METRIC_KEYS <= set(metrics)
     assert metrics["n_test"] == 10 and metrics["n_train"] == 30 and metrics["epochs"] == 2
     assert set(metrics["cv"]["mape_mean"]) == {"mean", "std"} and metrics["cv"]["k"] == 2

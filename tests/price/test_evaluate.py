@@ -54,6 +54,21 @@ def test_report_says_how_the_epochs_were_watched(n_validation, expected):
     assert expected in text
 
 
+def test_prediction_rows_put_the_worst_houses_first_and_a_ceiling_shows_in_the_top_ratios():
+    from tasks.price.evaluate import prediction_rows, top_price_ratios, worse_than_baseline
+
+    actual = np.array([100.0, 200.0, 400.0, 800.0])
+    predicted = np.array([110.0, 150.0, 400.0, 400.0])
+    rows = prediction_rows(np.array([7, 8, 9, 10]), actual, predicted)
+    assert [r["house"] for r in rows] == [10, 8, 7, 9]
+    assert [r["error_pct"] for r in rows] == [-50.0, -25.0, 10.0, 0.0]
+    assert top_price_ratios(actual, predicted, 2) == [0.5, 1.0]
+    good = regression_metrics(actual, actual * 1.01)
+    assert worse_than_baseline(good, baseline_metrics(actual, actual)) is None
+    constant = regression_metrics(actual, np.full(4, 300.0))
+    assert "no better than" in worse_than_baseline(constant, baseline_metrics(actual, actual))
+
+
 def test_a_disk_full_during_the_report_keeps_the_previous_files_whole(tmp_path, monkeypatch):
     """Every file a reader may open (report.md, metrics.json, the model) is replaced whole or not at all."""
     import errno

@@ -39,3 +39,22 @@ def test_saved_models_load_with_safe_mode(tmp_path: Path):
     loaded = keras.models.load_model(path, safe_mode=True)
     batch = {"attributes": np.ones((1, 10), "float32"), "montage": np.ones((1, 32, 32, 3), "float32")}
     np.testing.assert_allclose(loaded.predict(batch, verbose=0), model.predict(batch, verbose=0), rtol=1e-6)
+
+
+def test_the_mixed_head_is_linear_by_default_and_relu_on_request():
+    """A relu head let units die on the dearest houses and capped every prediction (issue 17)."""
+    assert build_mixed(10, (32, 32, 3)).get_layer("head_dense").activation.__name__ == "linear"
+    assert build_mixed(10, (32, 32, 3), head_activation="relu").get_layer("head_dense").activation.__name__ == "relu"
+
+
+def test_an_ensemble_is_one_safe_model_averaging_its_members(tmp_path: Path):
+    from tasks.price.models import build_ensemble
+
+    members = [build_mixed(10, (32, 32, 3), output_bias=bias) for bias in (1.0, 2.0, 6.0)]
+    batch = {"attributes": np.random.default_rng(0).random((3, 10), "float32"),
+             "montage": np.random.default_rng(1).random((3, 32, 32, 3), "float32")}
+    expected = np.mean([m.predict(batch, verbose=0) for m in members], axis=0)
+    build_ensemble(members).save(tmp_path / "ensemble.keras")
+    loaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
+    assert [t.name for t in loaded.inputs] == ["attributes", "montage"]
+    np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, rtol=1e-5)

@@ -64,6 +64,23 @@ def test_same_seed_same_results_on_cpu(tiny_dataset, tmp_path):
     assert first.history != other.history
 
 
+def test_an_ensemble_trains_its_members_with_their_own_seeds_and_averages_them(tiny_dataset, tmp_path):
+    result, options = _train(tiny_dataset, tmp_path, strategy="mlp", ensemble=3, seed=5)
+    work = tmp_path / "work"
+    for i in range(3):  # each member is the single model of its seed, trained in its own folder (resumable)
+        single, _ = _train(tiny_dataset, tmp_path / f"single-{i}", strategy="mlp", seed=5 + i)
+        assert (work / f"member-{i}" / "model.keras").is_file()
+        assert keras.models.load_model(work / f"member-{i}" / "model.keras").get_weights()[0].tolist() == \
+            keras.models.load_model(single.model_path).get_weights()[0].tolist()
+    scale = TargetScale(options.target, tiny_dataset.encoders()["price_max"])
+    members = [predict_prices(keras.models.load_model(work / f"member-{i}" / "model.keras"), tiny_dataset.test_path,
+                              "mlp", scale)[1] for i in range(3)]
+    _, ensemble = predict_prices(keras.models.load_model(result.model_path, safe_mode=True), tiny_dataset.test_path,
+                                 "mlp", scale)
+    np.testing.assert_allclose(ensemble, np.exp(np.mean(np.log(members), axis=0)), rtol=1e-4)  # geometric mean
+    assert result.epochs_run == 2 and len(result.history["loss"]) == 2
+
+
 def test_batch_loop_honours_early_stopping(tiny_dataset, tmp_path):
     result, _ = _train(tiny_dataset, tmp_path, strategy="mlp", trainer="batch", epochs=200,
                        learning_rate=0.5, early_stopping=2)
