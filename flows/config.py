@@ -193,6 +193,9 @@ class SweepConfig(RunOptions):
     seed: int = Field(42, description="Seed of the search and its validation split.")
     classify_data: Path | None = Field(None, description="Image folder for the classify task: one sub-folder "
                                        "per class (its name is the label). Default: room type of the house photos.")
+    hand_built_seed: bool = Field(True, description="Start each regression search with the train flow's "
+                                  "hand-built model (its recipe, on the search's fit houses, at most half the "
+                                  "budget) as its first trial: the point keeps it unless AutoKeras finds better.")
     hand_built: bool = Field(True, description="Also train (or reuse) the train flow's default model for each "
                              "regression task and show it in the leaderboard.")
     workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
@@ -227,7 +230,8 @@ class SweepConfig(RunOptions):
 
     def search_space(self) -> SearchSpace:
         return SearchSpace(image_block=self.image_block, tuner=self.tuner, seed=self.seed,
-                           validation_fraction=self.validation_fraction, patience=self.patience)
+                           validation_fraction=self.validation_fraction, patience=self.patience,
+                           hand_built_seed=self.hand_built_seed)
 
     @model_validator(mode="after")
     def _one_cluster(self) -> SweepConfig:

@@ -19,7 +19,7 @@ LAYERS = {
     "training": {"core", "training"},
     "price": {"core", "houses", "training", "price"},
     "classify": {"core", "houses", "training", "classify"},
-    "automl": {"core", "houses", "training", "automl"},
+    "automl": {"core", "houses", "training", "price", "automl"},  # its searches start from the hand-built model
     "dnn": {"core", "training", "dnn"},
     "lifecycle": {"core", "houses", "training", "price", "lifecycle"},  # above the price models it registers
 }

@@ -38,6 +38,8 @@ class TaskData:
     classes: list[str] | None = None  # classification only
     log_mean: float = 0.0  # regression: target = (log(price) - log_mean) / log_std
     log_std: float = 1.0
+    fit_rows: np.ndarray | None = None  # regression: the train split's rows searched on, and validated on
+    val_rows: np.ndarray | None = None
 
     def to_price(self, predicted: np.ndarray) -> np.ndarray:
         return np.exp(np.asarray(predicted, np.float64).reshape(-1) * self.log_std + self.log_mean)
@@ -60,7 +62,7 @@ def regression_data(dataset: Dataset, task: str, validation_fraction: float, see
     mean, std = float(logs[fit].mean()), float(logs[fit].std() or 1.0)
     target = ((logs - mean) / std).astype(np.float32)
     return TaskData([train[n][fit] for n in names], target[fit], [train[n][val] for n in names], target[val],
-                    [test[n] for n in names], test["price"], log_mean=mean, log_std=std)
+                    [test[n] for n in names], test["price"], log_mean=mean, log_std=std, fit_rows=fit, val_rows=val)
 
 
 def room_tiles(montages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,6 +56,7 @@ class SearchSpace(BaseModel):
     seed: int = 42
     validation_fraction: float = 0.15
     patience: int = 5
+    hand_built_seed: bool = True  # regression tasks: the hand-built model is the first trial (tasks.automl.seed)
 
 
 def parse_budget(text: str, max_trials: int, epochs: int) -> Budget:

@@ -126,25 +126,43 @@ def _search_and_store(cache: Cache, key: str, data: PointData, sweep_task: str, 
     log.info("AutoML %s, budget %s: %d to search, %d validation, %d test samples", sweep_task, budget.name,
              len(task_data.y_fit), len(task_data.y_val), len(task_data.y_test))
     work = cache.root / WORK / key
-    found = search.run_search(sweep_task, task_data, budget, space, work, log)
-    predicted = search.predict(found.model, task_data.x_test)
+    hand_built = None
+    if sweep_task in options.REGRESSION_TASKS and space.hand_built_seed:
+        from tasks.automl.seed import SEED_SHARE, train_seed
+
+        hand_built = train_seed(sweep_task, task_data, data.dataset, space.seed, budget.seconds * SEED_SHARE,
+                                work / "hand-built", log)
+    seeded = hand_built is not None and hand_built.model is not None
+    found = search.run_search(sweep_task, task_data, budget, space, work, log,
+                              spent=hand_built.seconds if hand_built else 0.0, need_a_trial=not seeded)
+    searched_loss = min((t["val_loss"] for t in found.trials if t["val_loss"] is not None), default=None)
+    seed_won = seeded and (found.model is None or searched_loss is None or hand_built.val_loss <= searched_loss)
+    best_model = hand_built.model if seed_won else found.model
+    trials = ([hand_built.trial_row()] if hand_built else []) + found.trials
     result = {"task": sweep_task, "budget": budget.model_dump() | {"name": budget.name},
               "search_space": space.model_dump(), "seconds": round(found.seconds, 2),
               "stopped_by_deadline": found.stopped_by_deadline, "resumed_trials": found.resumed_trials,
               "trials_run": len(found.trials),
-              "best_val_loss": min((t["val_loss"] for t in found.trials if t["val_loss"] is not None), default=None),
-              "n_search": len(task_data.y_fit), "n_validation": len(task_data.y_val), "n_test": len(task_data.y_test)}
+              "best_val_loss": min((t["val_loss"] for t in trials if t["val_loss"] is not None), default=None),
+              "best": f"hand-built {hand_built.strategy}" if seed_won else "autokeras",
+              "hand_built_val_loss": hand_built.val_loss if hand_built else None, "n_search": len(task_data.y_fit), "n_validation": len(task_data.y_val), "n_test": len(task_data.y_test)}
     with cache.write(STAGE, key) as tmp:
-        search.save_model(found.model, tmp / "best.keras")
-        write_csv([{**t, "hyperparameters": json.dumps(t["hyperparameters"], sort_keys=True)} for t in found.trials],
+        search.save_model(best_model, tmp / "best.keras")
+        write_csv([{**t, "hyperparameters": json.dumps(t["hyperparameters"], sort_keys=True)} for t in trials],
                   TRIAL_COLUMNS, tmp / "trials.csv")
         if sweep_task in options.REGRESSION_TASKS:
-            prices = task_data.to_price(predicted)
+            if seed_won:  # the hand-built model's own inputs (a dict) and target
+                prices = hand_built.test_prices(data.dataset)
+                result["target"] = {"kind": f"hand-built {hand_built.strategy}: {hand_built.options.target} price",
+                                    "price_max": data.dataset.encoders()["price_max"]}
+            else:
+                prices = task_data.to_price(search.predict(best_model, task_data.x_test))
+                result["target"] = {"kind": "standardized log price", "log_mean": task_data.log_mean,
+                                    "log_std": task_data.log_std}
             result["metrics"] = metrics.regression_metrics(task_data.y_test, prices)
-            result["target"] = {"kind": "standardized log price", "log_mean": task_data.log_mean,
-                                "log_std": task_data.log_std}
             plots.plot_predictions(task_data.y_test, prices, tmp / "predicted_vs_actual.png")
         else:
+            predicted = search.predict(best_model, task_data.x_test)
             scores = metrics.classification_metrics(task_data.y_test, predicted.argmax(axis=1), task_data.classes)
             atomic_write_bytes(tmp / "classification_report.txt", scores.pop("report_text").encode())
             result["metrics"] = scores

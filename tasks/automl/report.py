@@ -59,8 +59,10 @@ def point_markdown(result: dict, trials_csv: str) -> str:
     budget = result["budget"]
     lines = [f"# AutoML {result['task']}, budget {budget['name']}", "",
              f"- limit {budget['seconds']:g} s, at most {budget['max_trials']} trials of {budget['epochs']} epochs",
-             f"- spent {result['seconds']:.1f} s on {result['trials_run']} trial(s)"
+             f"- spent {result['seconds']:.1f} s on {result['trials_run']} AutoKeras trial(s)"
+             + (" and the hand-built model's" if result.get("hand_built_val_loss") is not None else "")
              + (" (stopped by the wall-clock limit)" if result["stopped_by_deadline"] else ""),
+             f"- kept: {result.get('best', 'autokeras')} (lowest validation loss)",
              f"- test {metric}: **{score:.4g}** on {result['n_test']} samples", ""]
     rows = list(csv.DictReader(io.StringIO(trials_csv)))
     lines.append(markdown_table(rows, TRIAL_COLUMNS[:-1]))

@@ -81,7 +81,7 @@ class _Deadline(keras.callbacks.Callback):
 
 @dataclass
 class SearchResult:
-    model: keras.Model
+    model: keras.Model | None
     trials: list[dict]
     seconds: float
     stopped_by_deadline: bool
@@ -104,11 +104,15 @@ def _finished_trials(project: Path) -> int:
 
 
 def run_search(task: str, data: TaskData, budget: Budget, space: SearchSpace, work: Path,
-               log: logging.Logger | logging.LoggerAdapter) -> SearchResult:
-    """Search within the budget; `work` keeps the AutoKeras project and the seconds spent so far."""
+               log: logging.Logger | logging.LoggerAdapter, spent: float = 0.0,
+               need_a_trial: bool = True) -> SearchResult:
+    """Search within the budget; `work` keeps the AutoKeras project and the seconds spent so far. `spent`:
+    seconds of the budget already used (by the hand-built trial). Without a finished trial the model is None,
+    which is an error unless `need_a_trial` is False."""
     project, progress_path = work / "project", work / "progress.json"
     work.mkdir(parents=True, exist_ok=True)
     progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"seconds": 0.0, "trials": 0}
+    progress["seconds"] += spent
     resumed = _finished_trials(project) if project.is_dir() else 0
     if resumed:
         log.info("Resuming the search: %d trial(s) already finished, %.0f of %.0f s used",
@@ -149,9 +153,10 @@ def run_search(task: str, data: TaskData, budget: Budget, space: SearchSpace, wo
             search.fit(data.x_fit if len(data.x_fit) > 1 else data.x_fit[0], data.y_fit,
                        validation_data=(data.x_val if len(data.x_val) > 1 else data.x_val[0], data.y_val),
                        epochs=budget.epochs, callbacks=callbacks, verbose=0)
-        if not search.tuner.oracle.get_best_trials(1):
+        finished = bool(search.tuner.oracle.get_best_trials(1))
+        if not finished and need_a_trial:
             raise DataError(f"the search finished no trial within {budget.seconds:g} s; give the budget more time")
-        model = search.tuner.get_best_model()
+        model = search.tuner.get_best_model() if finished else None
     seconds = used_before + time.time() - started
     atomic_write_json(progress_path, {"seconds": seconds, "trials": progress["trials"]})
     return SearchResult(model, _trials(search), seconds, state["stopped"], resumed)

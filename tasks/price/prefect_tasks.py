@@ -46,6 +46,11 @@ def train_or_reuse(cache_dir: Path, dataset: Dataset, options: PriceOptions, row
     """(work folder, done.json) for these options, training or resuming only when needed."""
     log = get_run_logger()
     folder = training_folder(cache_dir, dataset, options, rows)
+    if options.ensemble > 1:  # each member is a training of its own: cached, resumable, shared with single runs
+        members = [train_or_reuse(cache_dir, dataset, member, rows, progress_key)
+                   for member in train.member_options(options)]
+        return reuse_or_train(folder, "ensemble", lambda: train.assemble_ensemble(
+            [f / "model.keras" for f, _ in members], [done for _, done in members], folder), log, refreshing())
     return reuse_or_train(folder, "model", lambda: train.train_model(
         dataset.train_path, dataset.encoders(), options, folder, log, progress_reporter(log, progress_key), rows),
         log, refreshing())

@@ -48,25 +48,34 @@ def train_model(train_path: Path, encoders: dict, options: PriceOptions, folder:
                 report: EpochHook | None = None, rows: np.ndarray | None = None) -> TrainResult:
     """Train (or resume) into `folder`; the best model ends as folder/model.keras.
     `rows` restricts training (and its validation share) to those rows of the train split.
-    With `options.ensemble` K > 1, K members train (and resume) in folder/member-I with seeds SEED + I,
-    and folder/model.keras is their average."""
+    With `options.ensemble` N > 1, N members train (and resume) in folder/member-I with seeds SEED + I,
+    and folder/model.keras is their average (the pipeline's tasks cache each member as a training of its own)."""
     log = log or logging.getLogger(__name__)
     report = report or (lambda epoch, epochs, logs: None)
     if options.ensemble == 1:
         return _train_one(train_path, encoders, options, folder, log, report, rows)
-    k = options.ensemble
-    results = []
-    for i in range(k):
-        member = options.model_copy(update={"seed": options.seed + i, "ensemble": 1})
-        log.info("Ensemble member %d/%d (seed %d)", i + 1, k, member.seed)
-        results.append(_train_one(train_path, encoders, member, folder / f"member-{i}", log,
-                                  lambda epoch, epochs, logs, i=i: report(i * epochs + epoch, k * epochs, logs), rows))
-    ensemble = models.build_ensemble([load_keras_model(r.model_path, "ensemble member") for r in results])
+    members = []
+    for i, member in enumerate(member_options(options)):
+        log.info("Ensemble member %d/%d (seed %d)", i + 1, options.ensemble, member.seed)
+        members.append(_train_one(train_path, encoders, member, folder / f"member-{i}", log, report, rows))
+    return assemble_ensemble([m.model_path for m in members], [m.summary() for m in members], folder)
+
+
+def member_options(options: PriceOptions) -> list[PriceOptions]:
+    """The single models of an ensemble: the same options with seeds SEED, SEED + 1, ..."""
+    return [options.model_copy(update={"seed": options.seed + i, "ensemble": 1}) for i in range(options.ensemble)]
+
+
+def assemble_ensemble(model_paths: list[Path], summaries: list[dict], folder: Path) -> TrainResult:
+    """folder/model.keras averaging the members' models; its summary from theirs (done.json's fields)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ensemble = models.build_ensemble([load_keras_model(path, "ensemble member") for path in model_paths])
     save_model_file(ensemble, folder / "model.keras")
-    return TrainResult(folder / "model.keras", _mean_history([r.history for r in results]),
-                       max(r.epochs_run for r in results), results[0].best_epoch, sum(r.seconds for r in results),
-                       results[0].n_train, results[0].n_validation, results[0].replicas,
-                       min(r.resumed_from_epoch for r in results))
+    first = summaries[0]
+    return TrainResult(folder / "model.keras", _mean_history([s["history"] for s in summaries]),
+                       max(s["epochs_run"] for s in summaries), first["best_epoch"],
+                       sum(s["seconds"] for s in summaries), first["n_train"], first["n_validation"],
+                       first["replicas"], min(s["resumed_from_epoch"] for s in summaries))
 
 
 def _mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:

@@ -101,7 +101,8 @@ def test_each_task_runs_a_real_search_scores_it_and_exports_a_safe_model(task, t
     folder = shapes_folder(tmp_path / "shapes") if task == "classify-folder" else None
     name = task.removesuffix("-folder")
     data = PointData(dataset, folder, 0.25)
-    budget, space = Budget(seconds=120, max_trials=1, epochs=2), SearchSpace(seed=1, validation_fraction=0.2)
+    budget = Budget(seconds=120, max_trials=1, epochs=2)
+    space = SearchSpace(seed=1, validation_fraction=0.2, hand_built_seed=False)  # AutoKeras's own model exported
     entry, result, reused = search_point(tmp_path / "cache", data, name, budget, space, LOG)
     assert not reused and result["trials_run"] == 1 and not result["stopped_by_deadline"]
     model = automl.load_model(entry / "best.keras")  # safe mode
@@ -131,6 +132,42 @@ def test_each_task_runs_a_real_search_scores_it_and_exports_a_safe_model(task, t
     assert not (tmp_path / "cache" / "automl-work").exists() or not any((tmp_path / "cache" / "automl-work").iterdir())
     again = search_point(tmp_path / "cache", data, name, budget, space, LOG)
     assert again[2] and again[1] == result
+
+
+@pytest.mark.slow
+def test_a_search_starts_from_the_hand_built_model_and_keeps_it_unless_autokeras_beats_it(tiny, tmp_path):
+    from tasks.automl import search as automl
+    from tasks.automl.point import PointData, load_task_data, search_point
+    from tasks.price.data import TargetScale
+    from tasks.price.options import PriceOptions
+    from tasks.price.train import predict_prices, train_model
+
+    _, dataset = tiny
+    data, space = PointData(dataset), SearchSpace(seed=3, validation_fraction=0.2)
+    entry, result, _ = search_point(tmp_path / "cache", data, "attributes", Budget(seconds=300, max_trials=1, epochs=1),
+                                    space, LOG)
+    trials = list(csv.DictReader((entry / "trials.csv").open()))
+    assert [t["trial"] for t in trials][0] == "hand-built" and len(trials) == 2 and result["trials_run"] == 1
+    # The seed's validation loss, computed here: the same recipe trained again on the same fit houses.
+    task_data = load_task_data(data, "attributes", space)
+    options = PriceOptions(strategy="mlp", seed=3)
+    trained = train_model(dataset.train_path, dataset.encoders(), options, tmp_path / "again", rows=task_data.fit_rows)
+    scale = TargetScale(options.target, dataset.encoders()["price_max"])
+    model = automl.load_model(trained.model_path)
+    _, prices = predict_prices(model, dataset.train_path, "mlp", scale, task_data.val_rows)
+    val_loss = np.mean(((np.log(prices) - task_data.log_mean) / task_data.log_std - task_data.y_val) ** 2)
+    assert float(trials[0]["val_loss"]) == pytest.approx(val_loss, rel=1e-4)
+    searched = float(trials[1]["val_loss"])
+    assert result["best"] == ("hand-built mlp" if val_loss <= searched else "autokeras")
+    if result["best"] == "hand-built mlp":  # one AutoKeras epoch against 200 of the recipe: the usual outcome
+        best = automl.load_model(entry / "best.keras")  # safe mode; the hand-built model's own inputs
+        _, test_prices = predict_prices(best, dataset.test_path, "mlp", scale)
+        mape = 100 * np.mean(np.abs(test_prices - task_data.y_test) / task_data.y_test)
+        assert result["metrics"]["mape_mean"] == pytest.approx(mape, rel=1e-4)
+    from tasks.automl.report import point_markdown
+
+    page = point_markdown(result, (entry / "trials.csv").read_text())
+    assert f"kept: {result['best']}" in page and "| hand-built |" in page
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -95,6 +96,14 @@ def test_a_rerun_reuses_the_trained_model_and_a_changed_option_trains_anew(train
     after = _train_entries(cache)
     assert len(after) == 4 and {k: after[k] for k in before} == before  # one new entry, the old ones untouched
     assert json.loads((tmp_path / "changed" / "metrics.json").read_text())["epochs"] == 3
+
+    # An ensemble of two: member 1 (seed 42) is the single model trained above, reused; member 2 is new.
+    run_cli("train", "--data", forty_houses, "--out", tmp_path / "ensemble", "--cache", cache, "--strategy",
+            "mixed", "--ensemble", "2", *SMALL)
+    ensemble = _train_entries(cache)
+    assert len(ensemble) == 6 and {k: ensemble[k] for k in before} == before  # the second member and the ensemble
+    model = keras.models.load_model(tmp_path / "ensemble" / "model" / "model.keras", safe_mode=True)
+    assert model.name == "ensemble_of_2" and model.get_layer("member_0").count_params() * 2 == model.count_params()
 
 
 def test_predict_prices_a_new_house_and_refuses_unknown_zip(trained, run_cli, forty_houses, tmp_path):
