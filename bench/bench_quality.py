@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import run_stages  # noqa: E402
 from tasks.houses.arrays import read_split  # noqa: E402
+from tasks.price import gbm  # noqa: E402
 from tasks.price.data import TargetScale  # noqa: E402
 from tasks.price.evaluate import top_price_ratios  # noqa: E402
 from tasks.price.options import PriceOptions, defaults_for  # noqa: E402
@@ -41,9 +42,6 @@ REFERENCE = {"target": "scaled", "loss": "mape", "learning_rate": 1e-3, "batch_s
              "validation_fraction": 0.0, "early_stopping": None, "hidden": [8, 4], "dropout": 0.5,
              "head_activation": "relu"}
 TARGETS = {"mlp": 20.0, "cnn": 45.0, "mixed": 17.0, "gbm": 20.0}
-# The research's choice by 3-fold CV on the train houses (absolute error on the log price: 23.5 % CV).
-GBM = {"loss": "absolute_error", "learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 16,
-       "min_samples_leaf": 10, "early_stopping": False}
 
 
 def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path) -> tuple[float, float]:
@@ -56,12 +54,9 @@ def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path
 
 
 def gbm_scores(dataset: Path) -> tuple[float, float]:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
     train = read_split(dataset / "train.parquet", ("attributes", "price"))
     test = read_split(dataset / "test.parquet", ("attributes", "price"))
-    model = HistGradientBoostingRegressor(**GBM).fit(train["attributes"], np.log(train["price"]))
-    predicted = np.exp(model.predict(test["attributes"]))
+    predicted = gbm.fit_and_predict(train["attributes"], train["price"], test["attributes"])
     return (regression_metrics(test["price"], predicted)["mape_mean"],
             float(np.median(top_price_ratios(test["price"], predicted))))
 

@@ -14,7 +14,7 @@ from flows.train import data_info
 from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Dataset
 from tasks.lifecycle.prefect_tasks import record_run_task
-from tasks.price.prefect_tasks import evaluate_task, leaderboard_task, train_task
+from tasks.price.prefect_tasks import evaluate_task, gbm_baseline_task, leaderboard_task, train_task
 
 
 @flow(name="compare-configurations",
@@ -56,5 +56,6 @@ def compare_flow(config: CompareConfig) -> list[dict]:
                         {**config.model_dump(mode="json"), "strategy": row["strategy"], "trainer": row["trainer"]},
                         row, row.pop("history"), tags,
                         {"report": folder / "report.md", "report/plots": folder / "plots"})
-    leaderboard_task(rows, config.out, f"Compare on {info['houses_kept']} houses")
-    return rows
+    board = rows + ([gbm_baseline_task(preprocessed.dataset)] if config.gbm_baseline else [])
+    leaderboard_task(board, config.out, f"Compare on {info['houses_kept']} houses")
+    return board

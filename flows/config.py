@@ -163,6 +163,8 @@ class CompareConfig(RunOptions, PriceSettings):
     strategies: list[Strategy] = Field(["mlp", "cnn", "mixed"], min_length=1,
                                        description="Strategies to train.")
     trainers: list[Trainer] = Field(["fit"], min_length=1, description="Trainers to train each strategy with.")
+    gbm_baseline: bool = Field(True, description="Put the tree baseline (scikit-learn's gradient boosting on the "
+                               "attributes, fitted in a second) on the leaderboard beside the networks.")
     max_parallel: int = Field(1, ge=1, le=64, description="Configurations trained at once (threads in this "
                               "process; 1 keeps runs reproducible; use a Dask cluster to go wider).")
 

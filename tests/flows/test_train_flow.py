@@ -140,7 +140,10 @@ def test_compare_trains_in_parallel_and_writes_a_leaderboard(trained, run_cli, p
     assert "Leaderboard:" in result.stdout
     lines = (out / "leaderboard.csv").read_text().splitlines()
     assert lines[0].startswith("rank,name,strategy,trainer,mape_mean")
-    assert len(lines) == 5
+    assert len(lines) == 6  # four configurations and the tree baseline
+    gbm = [line.split(",") for line in lines[1:] if ",gbm," in line]
+    assert len(gbm) == 1 and gbm[0][1] == "gbm (tree baseline)" and float(gbm[0][4]) > 0
+    assert "gbm (tree baseline): test MAPE" in result.stdout
     assert {p.name for p in out.iterdir()} >= {"leaderboard.md", "leaderboard.png", "mlp-fit", "cnn-batch"}
     assert_plot(out / "leaderboard.png")
     trainings = task_runs(prefect_api, since, "train-")
