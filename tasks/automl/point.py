@@ -193,6 +193,7 @@ def point_row(sweep_task: str, budget: Budget, result: dict, reused: bool, model
     metric, score = score_of(result)
     return {"task": sweep_task, "kind": "automl", "budget": budget.name, "seconds_limit": budget.seconds,
             "max_trials": budget.max_trials, "epochs": budget.epochs, "trials_run": result["trials_run"],
+            "kept": result.get("best", "autokeras"),
             "seconds": result["seconds"], "stopped_by_deadline": result["stopped_by_deadline"], "reused": reused,
             "metric": metric, "score": score, "model": str(model)}
 

@@ -12,7 +12,7 @@ from tasks.automl.point import TRIAL_COLUMNS, score_of
 from tasks.core.figures import pyplot, save_figure
 from tasks.core.tables import markdown_table, write_leaderboard
 
-COLUMNS = ["task", "kind", "budget", "seconds_limit", "max_trials", "epochs", "trials_run", "seconds",
+COLUMNS = ["task", "kind", "budget", "seconds_limit", "max_trials", "epochs", "trials_run", "kept", "seconds",
            "stopped_by_deadline", "reused", "metric", "score"]
 LOWER_IS_BETTER = {"mape_mean": True, "accuracy": False}
 

@@ -89,6 +89,7 @@ def evaluate_model(model_file: Path, done: dict, dataset: Dataset, options: Pric
         "replicas": done["replicas"], "top5_price_ratios": top_price_ratios(actual, predicted),
     }
     baseline = baseline_metrics(train_prices(dataset.train_path), actual)
+    metrics["top5_price_ratio_median"] = float(np.median(metrics["top5_price_ratios"]))  # a ceiling shows low
     metrics["warning"] = worse_than_baseline(metrics, baseline)
     cv = {**report.cv_summary(cv_folds), "k": len(cv_folds)} if cv_folds else None
     atomic_write_json(out / "metrics.json", {**metrics, "baseline": baseline, "cv": cv})

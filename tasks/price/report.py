@@ -46,8 +46,12 @@ def train_report(metrics: dict, baseline: dict, options: dict, data: dict, price
         "the MAPE by points. " + ("Cross-validation below shows the spread." if cv else
                                   "Run with `--cv K` to see the spread across folds."),
     ]
+    if metrics.get("top5_price_ratios"):
+        lines += ["", "The five dearest test houses are priced at " + ", ".join(
+            f"{r:.2f}" for r in metrics["top5_price_ratios"]) + f" of their prices (median "
+            f"{metrics['top5_price_ratio_median']:.2f}); a model that caps its prices shows low ratios here."]
     if worst:
-        lines += ["", "## The test houses it prices worst", "All of them, worst first, are in `predictions.csv` "
+        lines += ["", "## The test houses it prices worst", "Every test house, worst first, is in `predictions.csv` "
                   "(error = (predicted - actual) / actual).", "",
                   markdown_table(worst, ["house", "actual_price", "predicted_price", "error_pct"])]
     if cv:
