@@ -145,7 +145,8 @@ def _search_and_store(cache: Cache, key: str, data: PointData, sweep_task: str, 
               "trials_run": len(found.trials),
               "best_val_loss": min((t["val_loss"] for t in trials if t["val_loss"] is not None), default=None),
               "best": f"hand-built {hand_built.strategy}" if seed_won else "autokeras",
-              "hand_built_val_loss": hand_built.val_loss if hand_built else None, "n_search": len(task_data.y_fit), "n_validation": len(task_data.y_val), "n_test": len(task_data.y_test)}
+              "hand_built_val_loss": hand_built.val_loss if hand_built else None,
+              "n_search": len(task_data.y_fit), "n_validation": len(task_data.y_val), "n_test": len(task_data.y_test)}
     with cache.write(STAGE, key) as tmp:
         search.save_model(best_model, tmp / "best.keras")
         write_csv([{**t, "hyperparameters": json.dumps(t["hyperparameters"], sort_keys=True)} for t in trials],

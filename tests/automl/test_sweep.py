@@ -194,7 +194,7 @@ from tasks.automl.point import PointData, search_point
 folder, cache = Path(sys.argv[1]), Path(sys.argv[2])
 dataset = Dataset(folder, 8, int(sys.argv[3]), int(sys.argv[4]), [], False)
 search_point(cache, PointData(dataset), "attributes", Budget(seconds=600, max_trials=3, epochs=150),
-             SearchSpace(patience=1000), logging.getLogger("child"))
+             SearchSpace(patience=1000, hand_built_seed=False), logging.getLogger("child"))
 """
 
 
@@ -222,7 +222,8 @@ def test_a_killed_search_resumes_from_its_finished_trials(tiny, tmp_path):
     assert not (cache / "automl").exists() or not [p for p in (cache / "automl").iterdir() if p.is_dir()
                                                    and not p.name.startswith(".")]  # nothing half-written
     budget = Budget(seconds=600, max_trials=3, epochs=150)
-    _, result, reused = search_point(cache, PointData(dataset), "attributes", budget, SearchSpace(patience=1000), LOG)
+    _, result, reused = search_point(cache, PointData(dataset), "attributes", budget,
+                                     SearchSpace(patience=1000, hand_built_seed=False), LOG)
     assert not reused and result["resumed_trials"] >= 1 and result["trials_run"] == 3
 
 
@@ -260,7 +261,7 @@ def test_sweep_runs_points_on_a_local_dask_cluster(run_cli, prefect_api, tiny, t
     out = tmp_path / "sweep"
     since = datetime.now(UTC)
     run_cli("sweep", "--data", data, "--out", out, "--cache", tmp_path / "cache", "--tasks", "attributes",
-            "--budgets", "40s:1x2,45s:1x2", "--workers", "2", "--no-hand-built", *TINY)
+            "--budgets", "40s:1x2,45s:1x2", "--workers", "2", "--no-hand-built", "--no-hand-built-seed", *TINY)
     assert len(list(csv.DictReader((out / "leaderboard.csv").open()))) == 2
     # Both points reported to this API from the cluster's worker processes, and ran at the same time.
     assert _points_ran_together(prefect_api, since, 2) > 1.0
@@ -300,7 +301,7 @@ def test_sweep_on_an_existing_dask_scheduler(run_cli, prefect_api, tiny, tmp_pat
         since = datetime.now(UTC)
         result = run_cli("sweep", "--data", data, "--out", tmp_path / "sweep", "--cache", tmp_path / "cache",
                          "--tasks", "attributes", "--budgets", "40s:1x2,45s:1x2", "--dask-address", address,
-                         "--no-hand-built", *TINY)
+                         "--no-hand-built", "--no-hand-built-seed", *TINY)
         assert "Leaderboard:" in result.stdout
         assert _points_ran_together(prefect_api, since, 2) > 1.0
     finally:
@@ -319,7 +320,8 @@ logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 folder, cache = Path(sys.argv[1]), Path(sys.argv[2])
 dataset = Dataset(folder, 8, int(sys.argv[3]), int(sys.argv[4]), [], False)
 entry, result, reused = search_point(cache, PointData(dataset), "attributes", Budget(seconds=120, max_trials=2,
-                                     epochs=40), SearchSpace(seed=3, patience=100), logging.getLogger("twin"))
+                                     epochs=40), SearchSpace(seed=3, patience=100, hand_built_seed=False),
+                                     logging.getLogger("twin"))
 print(json.dumps({"reused": reused, "score": result["metrics"]["mape_mean"], "trials": result["trials_run"]}))
 """
 
