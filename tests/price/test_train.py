@@ -65,16 +65,16 @@ def test_same_seed_same_results_on_cpu(tiny_dataset, tmp_path):
 
 
 def test_an_ensemble_trains_its_members_with_their_own_seeds_and_averages_them(tiny_dataset, tmp_path):
-    result, options = _train(tiny_dataset, tmp_path, strategy="mlp", ensemble=3, seed=5)
+    result, options = _train(tiny_dataset, tmp_path, strategy="mlp", ensemble=2, seed=5)
     work = tmp_path / "work"
-    for i in range(3):  # each member is the single model of its seed, trained in its own folder (resumable)
+    for i in range(2):  # each member is the single model of its seed, trained in its own folder (resumable)
         single, _ = _train(tiny_dataset, tmp_path / f"single-{i}", strategy="mlp", seed=5 + i)
         assert (work / f"member-{i}" / "model.keras").is_file()
         assert keras.models.load_model(work / f"member-{i}" / "model.keras").get_weights()[0].tolist() == \
             keras.models.load_model(single.model_path).get_weights()[0].tolist()
     scale = TargetScale(options.target, tiny_dataset.encoders()["price_max"])
     members = [predict_prices(keras.models.load_model(work / f"member-{i}" / "model.keras"), tiny_dataset.test_path,
-                              "mlp", scale)[1] for i in range(3)]
+                              "mlp", scale)[1] for i in range(2)]
     _, ensemble = predict_prices(keras.models.load_model(result.model_path, safe_mode=True), tiny_dataset.test_path,
                                  "mlp", scale)
     np.testing.assert_allclose(ensemble, np.exp(np.mean(np.log(members), axis=0)), rtol=1e-4)  # geometric mean
