@@ -33,7 +33,7 @@ from tasks.price import gbm  # noqa: E402
 from tasks.price.data import TargetScale  # noqa: E402
 from tasks.price.evaluate import top_price_ratios  # noqa: E402
 from tasks.price.options import PriceOptions, defaults_for  # noqa: E402
-from tasks.price.train import predict_prices, train_model  # noqa: E402
+from tasks.price.train import assemble_ensemble, member_options, predict_prices, train_model  # noqa: E402
 from tasks.training.metrics import regression_metrics  # noqa: E402
 
 # The tutorials: price / train max, MAPE loss, Adam(1e-3, decay=1e-3/200), batch 8, 200 epochs,
@@ -45,8 +45,12 @@ TARGETS = {"mlp": 20.0, "cnn": 45.0, "mixed": 17.0, "gbm": 20.0}
 
 
 def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path) -> tuple[float, float]:
-    """(test MAPE, median predicted / actual of the five dearest test houses)."""
-    result = train_model(dataset / "train.parquet", encoders, options, work)
+    """(test MAPE, median predicted / actual of the five dearest test houses). `work` is shared by the seeds of
+    one strategy and recipe: ensemble members are trained once per seed and shared between the ensembles."""
+    members = [train_model(dataset / "train.parquet", encoders, member, work / f"seed-{member.seed}")
+               for member in member_options(options)]
+    result = members[0] if len(members) == 1 else assemble_ensemble(
+        [m.model_path for m in members], [m.summary() for m in members], work / f"ensemble-{options.seed}")
     model = keras.models.load_model(result.model_path, safe_mode=True)
     actual, predicted = predict_prices(model, dataset / "test.parquet", options.strategy,
                                        TargetScale(options.target, encoders["price_max"]))
@@ -100,7 +104,7 @@ def main() -> None:
                     continue
                 scores[label] = [test_scores(dataset, encoders, PriceOptions(**{**settings, "strategy": strategy,
                                                                                  "seed": seed}),
-                                             work / f"{strategy}-{label}-{seed}") for seed in seeds]
+                                             work / f"{strategy}-{label}") for seed in seeds]
             ours = np.mean([s[0] for s in scores["ours"]])
             reference = cell(scores["reference"]) if "reference" in scores else "not run | -"
             met = ours <= TARGETS[strategy]
