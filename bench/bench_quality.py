@@ -40,7 +40,7 @@ from tasks.training.metrics import regression_metrics  # noqa: E402
 # the test set only watched (no validation share taken from train, no early stopping).
 REFERENCE = {"target": "scaled", "loss": "mape", "learning_rate": 1e-3, "batch_size": 8, "epochs": 200,
              "validation_fraction": 0.0, "early_stopping": None, "hidden": [8, 4], "dropout": 0.5,
-             "head_activation": "relu"}
+             "head_activation": "relu", "ensemble": 1}
 TARGETS = {"mlp": 20.0, "cnn": 45.0, "mixed": 17.0, "gbm": 20.0}
 
 
