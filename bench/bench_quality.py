@@ -65,6 +65,14 @@ def gbm_scores(dataset: Path) -> tuple[float, float]:
             float(np.median(top_price_ratios(test["price"], predicted))))
 
 
+def _setting(item: str) -> tuple[str, object]:
+    name, _, value = item.partition("=")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def cell(scores: list[tuple[float, float]]) -> str:
     mape = [s[0] for s in scores]
     return (f"{np.mean(mape):.2f} ({', '.join(f'{m:.1f}' for m in mape)}) | "
@@ -77,6 +85,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--strategies", default="mlp,cnn,mixed,gbm")
     parser.add_argument("--ensemble", type=int, default=None, help="--ensemble K for ours (default: the default)")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="change one of ours' options, e.g. --set head_activation=relu (VALUE as JSON or text)")
     parser.add_argument("--skip-reference", action="store_true", help="train only ours (the reference is in the "
                         "README and does not change)")
     args = parser.parse_args()
@@ -97,7 +107,8 @@ def main() -> None:
                 print(f"| gbm | - | - | {cell([gbm_scores(dataset)])} | <= {TARGETS['gbm']:.0f} | - |  "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
                 continue
-            ours_settings = {**defaults_for(strategy), **({"ensemble": args.ensemble} if args.ensemble else {})}
+            ours_settings = {**defaults_for(strategy), **({"ensemble": args.ensemble} if args.ensemble else {}),
+                             **dict(_setting(item) for item in args.set)}
             scores = {}
             for label, settings in (("reference", REFERENCE), ("ours", ours_settings)):
                 if label == "reference" and args.skip_reference:

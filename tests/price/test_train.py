@@ -165,6 +165,11 @@ def test_strategy_defaults_fill_only_what_was_not_given(monkeypatch):
     assert PriceOptions(strategy="cnn", batch_size=4).batch_size == 4
     assert PriceOptions(strategy="mlp").batch_size == 8
 
+    # The small CNN averages three models (CV 54.4 vs 60.2 %); a large backbone or an explicit value stays as given.
+    assert [PriceOptions(strategy="cnn").ensemble, PriceOptions(strategy="cnn", ensemble=1).ensemble,
+            PriceOptions(strategy="cnn", backbone="vgg16").ensemble,
+            PriceOptions(strategy="mixed").ensemble] == [3, 1, 1, 1]
+
 
 def test_configs_pass_strategy_defaults_through():
     from flows.config import CompareConfig, TrainConfig
