@@ -101,7 +101,7 @@ def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOp
     get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%); report: %s", metrics["mape_mean"],
                           metrics["baseline"]["mape_mean"], (out / "report.md").resolve())
     if metrics["warning"]:
-        get_run_logger().warning("This model is worse than no model: %s. Try other seeds, --ensemble K or another "
+        get_run_logger().warning("This model is worse than no model: %s. Try other seeds, --ensemble N or another "
                                  "strategy", metrics["warning"])
     return metrics
 

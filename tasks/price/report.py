@@ -21,7 +21,7 @@ def train_report(metrics: dict, baseline: dict, options: dict, data: dict, price
         f"# House prices: {options['strategy']} model, {options['trainer']} trainer",
         "",
         *([f"**Warning: this model is worse than no model**: {metrics['warning']}. Try other seeds or "
-           "`--ensemble K`, or a strategy with the attributes (mlp, mixed); do not use it as it is.", ""]
+           "`--ensemble N`, or a strategy with the attributes (mlp, mixed); do not use it as it is.", ""]
           if metrics.get("warning") else []),
         "## Data",
         f"- source: `{data['source']}`",
