@@ -28,12 +28,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import run_stages  # noqa: E402
-from tasks.houses.arrays import read_split  # noqa: E402
 from tasks.price import gbm  # noqa: E402
 from tasks.price.data import TargetScale  # noqa: E402
 from tasks.price.evaluate import top_price_ratios  # noqa: E402
 from tasks.price.options import PriceOptions, defaults_for  # noqa: E402
-from tasks.price.train import assemble_ensemble, member_options, predict_prices, train_model  # noqa: E402
+from tasks.price.train import predict_prices, train_model  # noqa: E402
 from tasks.training.metrics import regression_metrics  # noqa: E402
 
 # The tutorials: price / train max, MAPE loss, Adam(1e-3, decay=1e-3/200), batch 8, 200 epochs,
@@ -47,10 +46,8 @@ TARGETS = {"mlp": 20.0, "cnn": 45.0, "mixed": 17.0, "gbm": 20.0}
 def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path) -> tuple[float, float]:
     """(test MAPE, median predicted / actual of the five dearest test houses). `work` is shared by the seeds of
     one strategy and recipe: ensemble members are trained once per seed and shared between the ensembles."""
-    members = [train_model(dataset / "train.parquet", encoders, member, work / f"seed-{member.seed}")
-               for member in member_options(options)]
-    result = members[0] if len(members) == 1 else assemble_ensemble(
-        [m.model_path for m in members], [m.summary() for m in members], work / f"ensemble-{options.seed}")
+    result = train_model(dataset / "train.parquet", encoders, options, work / f"model-{options.seed}",
+                         member_folder=lambda member: work / f"seed-{member.seed}")
     model = keras.models.load_model(result.model_path, safe_mode=True)
     actual, predicted = predict_prices(model, dataset / "test.parquet", options.strategy,
                                        TargetScale(options.target, encoders["price_max"]))
@@ -58,11 +55,8 @@ def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path
 
 
 def gbm_scores(dataset: Path) -> tuple[float, float]:
-    train = read_split(dataset / "train.parquet", ("attributes", "price"))
-    test = read_split(dataset / "test.parquet", ("attributes", "price"))
-    predicted = gbm.fit_and_predict(train["attributes"], train["price"], test["attributes"])
-    return (regression_metrics(test["price"], predicted)["mape_mean"],
-            float(np.median(top_price_ratios(test["price"], predicted))))
+    actual, predicted, _ = gbm.test_predictions(dataset / "train.parquet", dataset / "test.parquet")
+    return regression_metrics(actual, predicted)["mape_mean"], float(np.median(top_price_ratios(actual, predicted)))
 
 
 def _setting(item: str) -> tuple[str, object]:

@@ -43,7 +43,8 @@ def _train(args: argparse.Namespace) -> None:
           f"R^2 {metrics['r2']:.3f}")
     if metrics.get("warning"):
         print(f"Warning: this model is worse than no model: {metrics['warning']}")
-    print(f"Report: {(config.out / 'report.md').resolve()}; each test house: {(config.out / 'predictions.csv')}")
+    print(f"Report: {(config.out / 'report.md').resolve()}; "
+          f"each test house: {(config.out / 'predictions.csv').resolve()}")
     gate = metrics.get("gate")
     if gate and gate.get("unchanged"):
         print(f"Registry: unchanged, the same model as version {gate['version']} of house-price")

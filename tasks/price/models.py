@@ -102,7 +102,6 @@ def build_mixed(n_features: int, montage_shape: tuple[int, int, int] = (64, 64, 
     return keras.Model({"attributes": mlp_in, "montage": cnn_in}, price_head(x, output_bias), name="mixed")
 
 
-
 def build_ensemble(members: list[keras.Model]) -> keras.Model:
     """One model whose output is the mean of the members' outputs on the same inputs (for a log target, the
     geometric mean of their prices). Standard layers only, so it saves and loads safely as one .keras file."""

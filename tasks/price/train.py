@@ -4,6 +4,7 @@ the model), on the dataset's train split or some of its rows (cross-validation f
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -45,19 +46,22 @@ def compile_model(model: keras.Model, options: PriceOptions) -> None:
 
 def train_model(train_path: Path, encoders: dict, options: PriceOptions, folder: Path,
                 log: logging.Logger | logging.LoggerAdapter | None = None,
-                report: EpochHook | None = None, rows: np.ndarray | None = None) -> TrainResult:
+                report: EpochHook | None = None, rows: np.ndarray | None = None,
+                member_folder: Callable[[PriceOptions], Path] | None = None) -> TrainResult:
     """Train (or resume) into `folder`; the best model ends as folder/model.keras.
     `rows` restricts training (and its validation share) to those rows of the train split.
-    With `options.ensemble` N > 1, N members train (and resume) in folder/member-I with seeds SEED + I,
-    and folder/model.keras is their average (the pipeline's tasks cache each member as a training of its own)."""
+    With `options.ensemble` N > 1, N members train (and resume) with seeds SEED + I, in folder/member-I
+    or `member_folder(member options)` (a training of a seed already there is reused), and folder/model.keras
+    is their average (the pipeline's tasks cache each member as a training of its own)."""
     log = log or logging.getLogger(__name__)
     report = report or (lambda epoch, epochs, logs: None)
     if options.ensemble == 1:
         return _train_one(train_path, encoders, options, folder, log, report, rows)
+    member_folder = member_folder or (lambda member: folder / f"member-{member.seed - options.seed}")
     members = []
     for i, member in enumerate(member_options(options)):
         log.info("Ensemble member %d/%d (seed %d)", i + 1, options.ensemble, member.seed)
-        members.append(_train_one(train_path, encoders, member, folder / f"member-{i}", log, report, rows))
+        members.append(_train_one(train_path, encoders, member, member_folder(member), log, report, rows))
     return assemble_ensemble([m.model_path for m in members], [m.summary() for m in members], folder)
 
 
