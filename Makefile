@@ -4,6 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/latest
+# The locked set as it is, with the pip the new venv came with: no resolver (--no-deps: the lock is complete,
+# tests/test_dependencies.py checks it), so what the registry serves tomorrow cannot change what is installed.
+LOCK_INSTALL = --no-deps --require-hashes -r requirements.lock
 
 # Project-local Prefect state unless the user has their own; no analytics (no internet here).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
@@ -14,8 +17,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet $(LOCK_INSTALL)
+	$(PY) -m pip check
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -84,3 +84,33 @@ def test_pinned_set_runs_an_autokeras_regression_search(tmp_path: Path):
     loaded = keras.models.load_model(tmp_path / "best.keras", custom_objects=ak.CUSTOM_OBJECTS, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), model.predict(x[:4], verbose=0), rtol=1e-5)
     assert keras.__version__ == "3.10.0"
+
+
+def test_the_lock_is_complete_so_installing_it_without_the_resolver_is_safe():
+    """`pip install --no-deps` installs exactly the lock: every requirement of every locked package (its
+    markers and requested extras evaluated for the lock's platform) must itself be locked, within range."""
+    locked = _locked()
+    seen: set[tuple[str, str]] = set()
+    todo = [(requirement, "") for requirements in _requirements().values() for requirement in requirements]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({**LOCK_PLATFORM, "extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement} (needed{' by ' + extra if extra else ''}) is not in requirements.lock"
+        version = locked[name][0]
+        assert requirement.specifier.contains(version, prereleases=True), f"{requirement}: locked {version}"
+        for wanted in {""} | set(requirement.extras):
+            if (name, wanted) in seen:
+                continue
+            seen.add((name, wanted))
+            todo += [(Requirement(r), wanted) for r in importlib.metadata.requires(name) or []]
+    assert len({name for name, _ in seen}) > 100
+
+
+def test_every_install_command_installs_the_lock_without_the_resolver():
+    command = "pip install --no-deps --require-hashes -r requirements.lock"
+    assert command in " ".join((ROOT / "README.md").read_text().split())
+    assert "LOCK_INSTALL = --no-deps --require-hashes -r requirements.lock" in (ROOT / "Makefile").read_text()
+    assert "--upgrade pip" not in (ROOT / "Makefile").read_text()  # the venv's own pip, as users have it
+    assert 'LOCK_INSTALL = "--no-deps --require-hashes -r"' in (ROOT / "tests" / "test_install.py").read_text()
