@@ -24,6 +24,7 @@ from flows.config import (
 from tasks.core import paths
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
+from tasks.core.faults import EXIT_DEFERRED, Unreachable
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -46,7 +47,9 @@ def _train(args: argparse.Namespace) -> None:
     print(f"Report: {(config.out / 'report.md').resolve()}; "
           f"each test house: {(config.out / 'predictions.csv').resolve()}")
     gate = metrics.get("gate")
-    if gate and gate.get("unchanged"):
+    if gate and gate.get("waiting"):
+        print(f"Registry: not yet: {gate['reasons'][0]}")
+    elif gate and gate.get("unchanged"):
         print(f"Registry: unchanged, the same model as version {gate['version']} of house-price")
     elif gate and gate.get("registered"):
         print(f"Registry: version {gate['version']} of house-price "
@@ -136,10 +139,51 @@ def _registry(args: argparse.Namespace) -> None:
             print(f"{v.number:>4}  {'champion' if v.is_champion else '':<9} {v.tags.get('strategy', '?'):<6} "
                   f"test MAPE {v.tags.get('test_mape', '?'):>8}  gate: {v.tags.get('gate', '-'):<9} "
                   f"{v.tags.get('gate_reasons', '')}")
+    elif args.registry_action == "sync":
+        _sync(tracker)
     elif args.registry_action == "promote":
         print(f"Version {registry.promote(tracker, args.version).number} is now the champion")
     else:
         print(f"Rolled back: version {registry.rollback(tracker).number} is the champion again")
+
+
+def _sync(tracker) -> None:
+    """Write the records (and registrations and gates) that waited in the outbox for this store."""
+    import logging
+
+    from tasks.lifecycle import outbox
+    from tasks.lifecycle.promotion import verdict_line
+    from tasks.lifecycle.tracking import TrackingUnavailable
+
+    waiting = outbox.entries(tracker.uri)
+    if not waiting:
+        print(f"Nothing waits for {tracker.uri} in {outbox.folder()}")
+        return
+    log = logging.getLogger("house_pipeline.sync")
+    for entry in waiting:
+        try:
+            done = outbox.replay(tracker, entry, log)
+        except TrackingUnavailable as error:
+            raise Unreachable(f"the tracking store at {tracker.uri} does not answer ({error.reason}); "
+                              f"{len(outbox.entries(tracker.uri))} record(s) still wait in {outbox.folder()}") from None
+        print(f"Recorded {done['experiment']} {done['run_name']} as MLflow run {done['run_id']}" if done["run_name"]
+              else f"Gated the model of MLflow run {done['run_id']}",
+              "" if done["verdict"] is None else f"; registry: {verdict_line(done['verdict'])}", sep="")
+
+
+def _waiting_records() -> int:
+    """After a tracked command: one line when its record waits in the outbox; exit code 75 if tracking was
+    required (the run's files are written; its record is not yet), else 0."""
+    from tasks.lifecycle import outbox
+
+    waiting = outbox.made_by_this_process()
+    if not waiting:
+        return 0
+    required = any(entry["mode"] == "required" for entry in waiting)
+    print(f"{'error' if required else 'warning'}: the MLflow tracking store at {waiting[0]['uri']} did not answer "
+          f"({waiting[0]['reason']}); the run's files are written, its record waits in {outbox.folder()}: "
+          "`house-pipeline models registry sync` writes it (the next tracked run does too)", file=sys.stderr)
+    return EXIT_DEFERRED if required else 0
 
 
 def _house_labels(args: argparse.Namespace) -> None:
@@ -326,7 +370,9 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
     promote = registry_actions.add_parser("promote", help="Make a version the champion (its files are checked).")
     promote.add_argument("version", type=int, help="version number (see `models registry list`)")
     rollback = registry_actions.add_parser("rollback", help="The previous champion becomes champion again.")
-    for action in (listing, promote, rollback):
+    sync = registry_actions.add_parser("sync", help="Write the records, registrations and gates that waited for the "
+                                       "tracking store (it did not answer during their runs), oldest first.")
+    for action in (listing, promote, rollback, sync):
         action.add_argument("--tracking-uri", default=None, help="MLflow tracking and registry URI (default: "
                             "$MLFLOW_TRACKING_URI, else the SQLite store under .house-pipeline/mlflow)")
     models.set_defaults(handler=_models)
@@ -369,10 +415,19 @@ def main(argv: list[str] | None = None) -> int:
     prog = "python -m flows" if Path(sys.argv[0]).name == "__main__.py" else "house-pipeline"
     args = build_parser(prog).parse_args([a for a in argv if a != "--debug"])
 
-    def run() -> None:
-        if args.command in FLOW_COMMANDS:
-            prepare_flow_logging(debug)
-        args.handler(args)
+    def run() -> int:
+        if args.command not in FLOW_COMMANDS:
+            args.handler(args)
+            return 0
+        prepare_flow_logging(debug)
+        if args.command == "serve":  # serves to a running server only (it says so when there is none)
+            args.handler(args)
+            return 0
+        from flows.temporary_server import prefect_api
+
+        with prefect_api():
+            args.handler(args)
+        return _waiting_records()
 
     return run_command(run, debug)
 

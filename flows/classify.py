@@ -7,6 +7,7 @@ from datetime import datetime
 from prefect import flow
 
 from flows.config import ClassifyConfig, run_parameter
+from flows.run_folder import staged
 from tasks.classify.prefect_tasks import (
     evaluate_classifier_task,
     house_labels_task,
@@ -27,20 +28,21 @@ def classify_flow(config: ClassifyConfig) -> dict:
     """Train a multilabel or multioutput image classifier and write its report under `config.out`."""
     config.check_paths()
     tracker = config.tracker()  # an unreachable store stops the run here, before any work
-    if config.data is None:
-        houses = resolve_data_task(config.houses, config.cache)  # a folder, or a URL of a zip (downloaded once)
-        source = house_labels_task(houses, config.out / "house-labels.csv", config.test_size, config.split_seed)
-    else:
-        source = config.data
-    options = config.classifier_options()
-    prepare = with_results_in(labelled_images_task, config.cache, config.refresh_cache)
-    images = prepare(config.cache, source, config.label_names, options.size(), config.test_size, config.split_seed,
-                     config.on_bad_image)
-    train = with_results_in(train_classifier_task, config.cache, config.refresh_cache)
-    trained = train(config.cache, images, options, progress_key="classify-progress")
-    data_info = {"source": str(source), "split": "by house" if config.data is None else "as the data says"}
-    metrics = evaluate_classifier_task(trained, images, options, config.out, data_info)
-    record_run_task(tracker, "house-photos-classify", config.out.name, config.model_dump(mode="json"), metrics,
-                    trained[1]["history"], {"images.cache_key": images.folder.name},
-                    {"report": config.out / "report.md", "report/plots": config.out / "plots"})
-    return metrics
+    with staged(config) as config:
+        if config.data is None:
+            houses = resolve_data_task(config.houses, config.cache)  # a folder, or a URL of a zip (downloaded once)
+            source = house_labels_task(houses, config.out / "house-labels.csv", config.test_size, config.split_seed)
+        else:
+            source = config.data
+        options = config.classifier_options()
+        prepare = with_results_in(labelled_images_task, config.cache, config.refresh_cache)
+        images = prepare(config.cache, source, config.label_names, options.size(), config.test_size, config.split_seed,
+                         config.on_bad_image)
+        train = with_results_in(train_classifier_task, config.cache, config.refresh_cache)
+        trained = train(config.cache, images, options, progress_key="classify-progress")
+        data_info = {"source": str(source), "split": "by house" if config.data is None else "as the data says"}
+        metrics = evaluate_classifier_task(trained, images, options, config.out, data_info)
+        record_run_task(tracker, "house-photos-classify", config.out.name, config.model_dump(mode="json"), metrics,
+                        trained[1]["history"], {"images.cache_key": images.folder.name},
+                        {"report": config.out / "report.md", "report/plots": config.out / "plots"})
+        return metrics

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
 import types
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from tasks.core import interrupt
 from tasks.core.errors import DataError, TimeLimitReached
+from tasks.core.faults import Fault, Unreachable, cause_chain, error_number, write_failure
 from tasks.core.state import error_log
 
 
@@ -157,13 +160,47 @@ def _record_crash(error: BaseException) -> Path:
     return path
 
 
-def run_command(run: Callable[[], object], debug: bool = False) -> int:
-    """Run a command. Bad input and invalid parameters become one line and exit code 2; anything
-    unexpected becomes one line naming the error and where its traceback is, and exit code 1."""
+INTERRUPTED = ("the run stopped: finished stages stay in the cache and a training resumes from its last finished "
+               "epoch when you run the same command again; the output folder is as it was before this run")
+
+
+def expected_fault(error: BaseException) -> Fault | None:
+    """The expected fault behind an error (a full disk, a refused write, a service that does not answer), if
+    it is one, as one line: the error itself or one of its causes."""
+    for cause in cause_chain(error):
+        if isinstance(cause, Fault):
+            return cause
+        if isinstance(cause, OSError) and error_number(cause) is not None:
+            fault = write_failure(cause, getattr(cause, "filename", None) or "a file")
+            if fault is not None:
+                return fault
+        unreachable = _unreachable(cause)
+        if unreachable is not None:
+            return unreachable
+    return None
+
+
+def _unreachable(error: BaseException) -> Unreachable | None:
+    """A connection refused or timed out (httpx: the Prefect API; requests: MLflow, object stores)."""
+    kind = type(error).__module__.split(".")[0] + "." + type(error).__name__
+    if kind in {"httpx.ConnectError", "httpx.ConnectTimeout", "httpx.ReadTimeout", "httpx.RemoteProtocolError",
+                "requests.ConnectionError", "requests.ConnectTimeout", "requests.ReadTimeout",
+                "urllib3.MaxRetryError"}:
+        url = getattr(getattr(error, "request", None), "url", None) or ""
+        return Unreachable(f"the service at {url or 'its address'} does not answer ({error}); start it, or check "
+                           "PREFECT_API_URL / --tracking-uri")
+    return None
+
+
+def run_command(run: Callable[[], int | None], debug: bool = False) -> int:
+    """Run a command. Bad input and invalid parameters become one line and exit code 2; expected faults (a full
+    disk, a service that does not answer, Ctrl-C) one line each with their own exit code; anything unexpected
+    one line naming the error and where its traceback is, and exit code 1."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _shorten_bad_input_logs()
+    interrupt.install()
     try:
-        run()
+        code = run()
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -176,10 +213,14 @@ def run_command(run: Callable[[], object], debug: bool = False) -> int:
     except TimeLimitReached as error:  # the run's own --time-limit: expected, said in one line
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM
+        return _interrupted(interrupt.received() or getattr(error, "signal_number", signal.SIGINT))
     except Exception as error:  # the last line of defence: a bug or the environment, never a traceback
+        fault = expected_fault(error)
+        if fault is not None:
+            _record_crash(error)
+            print(f"error: {fault}", file=sys.stderr)
+            return fault.exit_code
         if debug:
             traceback.print_exception(error)
         where = _record_crash(error)
@@ -187,4 +228,13 @@ def run_command(run: Callable[[], object], debug: bool = False) -> int:
         print(f"error: unexpected {type(error).__name__}: {first}" + ("" if debug else
               f" (the traceback is in {where}; run again with --debug to see it here)"), file=sys.stderr)
         return 1
-    return 0
+    except BaseException as error:
+        if isinstance(getattr(error, "signal", None), int):  # Prefect's TerminationSignal (SIGTERM in a flow run)
+            return _interrupted(error.signal)
+        raise
+    return code or 0
+
+
+def _interrupted(number: int) -> int:
+    print(f"interrupted ({signal.Signals(number).name}): {INTERRUPTED}", file=sys.stderr)
+    return 128 + number

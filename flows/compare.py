@@ -6,12 +6,13 @@ import itertools
 from datetime import datetime
 
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import CompareConfig
 from flows.preprocess import preprocess_flow
+from flows.run_folder import staged
 from flows.train import data_info
 from tasks.core.prefect_cache import with_results_in
+from tasks.core.runners import StoppingThreadPoolTaskRunner
 from tasks.houses.dataset import Dataset
 from tasks.lifecycle.prefect_tasks import record_run_task
 from tasks.price.prefect_tasks import evaluate_task, gbm_baseline_task, leaderboard_task, train_task
@@ -45,17 +46,18 @@ def compare_flow(config: CompareConfig) -> list[dict]:
     """Train every strategy x trainer on one split, `max_parallel` at once; rank them."""
     config.check_paths()
     tracker = config.tracker()  # an unreachable store stops the run here, before any work
-    preprocessed = preprocess_flow(config.preprocess_config())
-    info = data_info(config, preprocessed.summary)
-    runner = ThreadPoolTaskRunner(max_workers=config.max_parallel)
-    rows = configurations_flow.with_options(task_runner=runner)(config, preprocessed.dataset, info)
-    tags = {"dataset.cache_key": preprocessed.dataset.folder.name, "compare": config.out.name}
-    for row in rows:  # one MLflow run per configuration, tagged with the compare run
-        folder = config.out / row["name"].replace("/", "-")
-        record_run_task(tracker, "house-prices-compare", f"{config.out.name}-{row['name']}",
-                        {**config.model_dump(mode="json"), "strategy": row["strategy"], "trainer": row["trainer"]},
-                        row, row.pop("history"), tags,
-                        {"report": folder / "report.md", "report/plots": folder / "plots"})
-    board = rows + ([gbm_baseline_task(preprocessed.dataset)] if config.gbm_baseline else [])
-    leaderboard_task(board, config.out, f"Compare on {info['houses_kept']} houses")
-    return board
+    with staged(config) as config:
+        preprocessed = preprocess_flow(config.preprocess_config())
+        info = data_info(config, preprocessed.summary)
+        runner = StoppingThreadPoolTaskRunner(max_workers=config.max_parallel)
+        rows = configurations_flow.with_options(task_runner=runner)(config, preprocessed.dataset, info)
+        tags = {"dataset.cache_key": preprocessed.dataset.folder.name, "compare": config.out.name}
+        for row in rows:  # one MLflow run per configuration, tagged with the compare run
+            folder = config.out / row["name"].replace("/", "-")
+            record_run_task(tracker, "house-prices-compare", f"{config.out.name}-{row['name']}",
+                            {**config.model_dump(mode="json"), "strategy": row["strategy"], "trainer": row["trainer"]},
+                            row, row.pop("history"), tags,
+                            {"report": folder / "report.md", "report/plots": folder / "plots"})
+        board = rows + ([gbm_baseline_task(preprocessed.dataset)] if config.gbm_baseline else [])
+        leaderboard_task(board, config.out, f"Compare on {info['houses_kept']} houses")
+        return board

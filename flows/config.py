@@ -89,7 +89,7 @@ class PreprocessConfig(DataOptions):
 
     def check_paths(self) -> None:
         super().check_paths()
-        paths.check_output_folder("--out", self.out, self.data_inputs())
+        paths.check_run_folder("--out", self.out, self.data_inputs())
         if self.export_montages is not None:
             paths.check_output_folder("--export-montages", self.export_montages, self.data_inputs())
 
@@ -128,7 +128,7 @@ class RunOptions(DataOptions, TrackingOptions):
 
     def check_paths(self) -> None:
         super().check_paths()
-        paths.check_output_folder("--out", self.out, self.data_inputs())
+        paths.check_run_folder("--out", self.out, self.data_inputs())
         self.check_tracking()
 
     def preprocess_config(self) -> PreprocessConfig:
@@ -219,7 +219,7 @@ class SweepConfig(RunOptions):
         super().check_paths()
         if self.classify_data is not None:
             paths.check_input_folder("--classify-data", self.classify_data)
-            paths.check_output_folder("--out", self.out, {"--classify-data": self.classify_data})
+            paths.check_run_folder("--out", self.out, {"--classify-data": self.classify_data})
         self.budget_points()
         if "classify" in self.tasks and self.classify_data is not None:
             from tasks.automl.data import scan_image_folder
@@ -264,7 +264,7 @@ class ScoreConfig(TrackingOptions):
         if self.photos is not None:
             paths.check_input_folder("--photos", self.photos)
             inputs["--photos"] = self.photos
-        paths.check_output_folder("--out", self.out, inputs)
+        paths.check_run_folder("--out", self.out, inputs)
         paths.check_output_folder("--cache", self.cache, inputs)
         self.registry_version()
 
@@ -317,7 +317,7 @@ class ClassifyConfig(ClassifierOptions, TrackingOptions):
             paths.check_input_folder("--houses", Path(self.houses))
             inputs["--houses"] = Path(self.houses)
         paths.check_output_folder("--cache", self.cache, inputs)
-        paths.check_output_folder("--out", self.out, inputs)
+        paths.check_run_folder("--out", self.out, inputs)
         self.check_tracking()
 
 
@@ -378,7 +378,7 @@ class DnnRunOptions(BaseModel):
         folder = self.input_folder()
         inputs = {"--input": folder} if folder is not None else {}
         paths.check_output_folder("--cache", self.cache, inputs)
-        paths.check_output_folder("--out", self.out, inputs)
+        paths.check_run_folder("--out", self.out, inputs)
 
 
 class StylizeConfig(DnnRunOptions):
@@ -429,7 +429,7 @@ class TrainColorizerConfig(BaseModel):
         require_extra("dnn", "onnx")
         paths.check_input_folder("--data", self.data)
         paths.check_output_folder("--cache", self.cache, {"--data": self.data})
-        paths.check_output_folder("--out", self.out, {"--data": self.data})
+        paths.check_run_folder("--out", self.out, {"--data": self.data})
 
     @model_validator(mode="after")
     def _multiple_of_8(self) -> TrainColorizerConfig:

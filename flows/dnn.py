@@ -15,6 +15,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.config import ColorizeConfig, DnnRunOptions, StylizeConfig, TrainColorizerConfig
+from flows.run_folder import staged
 from tasks.core.errors import DataError
 from tasks.core.prefect_cache import with_results_in
 from tasks.dnn.batch import DnnJob, load_net, model_sha256, opencv_threads_per_worker
@@ -57,7 +58,8 @@ def stylize_flow(config: StylizeConfig) -> dict:
     config.check_paths()
     _need_model(config, "models/candy.t7, or models/mosaic-9.onnx --mean 0,0,0 --swap-rb")
     settings = {"width": config.width, "mean": list(config.mean), "swap_rb": config.swap_rb}
-    return _run_batch("stylize", config, settings)
+    with staged(config) as config:
+        return _run_batch("stylize", config, settings)
 
 
 @flow(name="colorize", flow_run_name=lambda: f"colorize-{datetime.now():%Y%m%d-%H%M%S}")
@@ -68,7 +70,8 @@ def colorize_flow(config: ColorizeConfig) -> dict:
     config.check_paths()
     model = _need_model(config, "runs/colorizer/colorizer.onnx")
     size = config.size or sidecar_size(model) or 224
-    return _run_batch("colorize", config, {"size": size}, config.prototxt, config.points)
+    with staged(config) as config:
+        return _run_batch("colorize", config, {"size": size}, config.prototxt, config.points)
 
 
 @flow(name="train-colorizer", flow_run_name=lambda: f"train-colorizer-{datetime.now():%Y%m%d-%H%M%S}")
@@ -78,4 +81,5 @@ def train_colorizer_flow(config: TrainColorizerConfig) -> dict:
     train = with_results_in(train_colorizer_task, config.cache, config.refresh_cache)
     entry, held_out = train(config.data, config.cache, config.size, config.epochs, config.batch_size,
                             config.test_fraction, config.seed, config.max_images)
-    return colorizer_report_task(entry, held_out, config.size, config.out)
+    with staged(config) as config:
+        return colorizer_report_task(entry, held_out, config.size, config.out)

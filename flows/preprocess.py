@@ -8,6 +8,7 @@ from datetime import datetime
 from prefect import flow
 
 from flows.config import PreprocessConfig, run_parameter
+from flows.run_folder import staged
 from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Preprocessed, summarize
 from tasks.houses.prefect_tasks import (
@@ -30,14 +31,15 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
     """Build the training-ready, cached dataset; writes summary.json under `config.out`."""
     config.check_paths()
     started = time.perf_counter()
-    data_dir = resolve_data_task(config.data, config.cache)
-    ingested = ingest_task(data_dir, config.on_bad_house)
-    kept = filter_task(ingested.houses, config.min_houses_per_zip)
-    build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
-                                     for t in (montages_task, dataset_task))
-    built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
-    dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
-    summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset)
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages)
-    return Preprocessed(dataset, summary)
+    with staged(config) as config:
+        data_dir = resolve_data_task(config.data, config.cache)
+        ingested = ingest_task(data_dir, config.on_bad_house)
+        kept = filter_task(ingested.houses, config.min_houses_per_zip)
+        build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
+                                         for t in (montages_task, dataset_task))
+        built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
+        dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
+        summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset)
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages)
+        return Preprocessed(dataset, summary)

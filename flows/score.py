@@ -7,6 +7,7 @@ from datetime import datetime
 from prefect import flow
 
 from flows.config import ScoreConfig
+from flows.run_folder import staged
 from tasks.core.prefect_cache import with_results_in
 from tasks.lifecycle.prefect_tasks import score_task, write_scores_task
 
@@ -17,6 +18,7 @@ def score_flow(config: ScoreConfig) -> dict:
     version on every row)."""
     config.check_paths()
     tracker, version = config.tracker(), config.registry_version()
-    score = with_results_in(score_task, config.cache, config.refresh_cache)
-    predictions = score(tracker, version, config.houses, config.photos, config.cache)
-    return write_scores_task(predictions, config.out)
+    with staged(config) as config:
+        score = with_results_in(score_task, config.cache, config.refresh_cache)
+        predictions = score(tracker, version, config.houses, config.photos, config.cache)
+        return write_scores_task(predictions, config.out)

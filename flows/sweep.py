@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 
 from flows.config import SweepConfig
 from flows.preprocess import preprocess_flow
+from flows.run_folder import staged
 from flows.train import data_info
 from tasks.automl.cluster import points_task_runner
 from tasks.automl.options import HAND_BUILT, Budget
@@ -79,14 +80,15 @@ def sweep_flow(config: SweepConfig) -> list[dict]:
     budgets = config.budget_points()
     runner = points_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
     tracker = config.tracker()  # an unreachable store stops the run here, before any search
-    preprocessed = preprocess_flow(config.preprocess_config())
-    rows = sweep_points_flow.with_options(task_runner=runner)(config, preprocessed, budgets)
-    sweep_leaderboard_task(rows, config.out)
-    for row in rows:  # one MLflow run per point (and hand-built model), tagged with the sweep
-        folder = Path(row["model"]).parent if row["kind"] == "automl" else None
-        record_run_task(tracker, "house-prices-sweep", f"{config.out.name}-{row['task']}-{row['budget']}",
-                        {**config.model_dump(mode="json"), **{k: row[k] for k in ("task", "kind", "budget")}},
-                        {"score": row["score"], "seconds": row["seconds"]}, {},
-                        {"dataset.cache_key": preprocessed.dataset.folder.name, "metric": row["metric"],
-                         "sweep": config.out.name}, {"point": folder} if folder else {})
-    return rows
+    with staged(config) as config:
+        preprocessed = preprocess_flow(config.preprocess_config())
+        rows = sweep_points_flow.with_options(task_runner=runner)(config, preprocessed, budgets)
+        sweep_leaderboard_task(rows, config.out)
+        for row in rows:  # one MLflow run per point (and hand-built model), tagged with the sweep
+            folder = Path(row["model"]).parent if row["kind"] == "automl" else None
+            record_run_task(tracker, "house-prices-sweep", f"{config.out.name}-{row['task']}-{row['budget']}",
+                            {**config.model_dump(mode="json"), **{k: row[k] for k in ("task", "kind", "budget")}},
+                            {"score": row["score"], "seconds": row["seconds"]}, {},
+                            {"dataset.cache_key": preprocessed.dataset.folder.name, "metric": row["metric"],
+                             "sweep": config.out.name}, {"point": folder} if folder else {})
+        return rows

@@ -11,6 +11,7 @@ from prefect.states import Completed
 
 from flows.config import RunOptions, TrainConfig, run_parameter
 from flows.preprocess import preprocess_flow
+from flows.run_folder import staged
 from tasks.core.prefect_cache import with_results_in
 from tasks.lifecycle.prefect_tasks import (
     manifest_sha256,
@@ -32,28 +33,30 @@ def train_flow(config: TrainConfig):
     MLflow, register it and promote it to champion if it passes the gate."""
     config.check_paths()
     tracker = config.tracker()  # an unreachable store stops the run here, before any work
-    preprocessed = preprocess_flow(config.preprocess_config())
-    dataset, options = preprocessed.dataset, config.training_options()
-    checked = validate_data_task(dataset, tracker, config.drift_threshold, config.out)
-    train, cross_validate = (with_results_in(t, config.cache, config.refresh_cache)
-                             for t in (train_task, cross_validate_task))
-    trained = train(config.cache, dataset, options, progress_key="train-progress")
-    folds = cross_validate(config.cache, dataset, options, config.cv) if config.cv else None
-    metrics = evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
-    tags = {"data.manifest_sha256": manifest_sha256(config.out), "dataset.cache_key": dataset.folder.name,
-            "code.version": price_code_version()[:12], "strategy": options.strategy}
-    run_id = record_run_task(tracker, "house-prices", config.out.name, config.model_dump(mode="json"), metrics,
-                             trained[1]["history"], tags,
-                             {"report": config.out / "report.md", "report/plots": config.out / "plots",
-                              "": config.out / "data_profile.json"})
-    if not (config.register_model and tracker.enabled):
-        return metrics
-    verdict = promotion_gate_task(tracker, run_id, config.out, dataset, metrics, checked,
-                                  config.promotion_tolerance, tags)
-    message = (f"Model unchanged (version {verdict['version']})" if verdict.get("unchanged") else
-               f"Model version {verdict['version']} promoted to champion" if verdict["promoted"] else
-               f"Model version {verdict['version']} NOT promoted: " + "; ".join(verdict["reasons"]))
-    return Completed(message=message, data={**metrics, "gate": verdict})
+    with staged(config) as config:
+        preprocessed = preprocess_flow(config.preprocess_config())
+        dataset, options = preprocessed.dataset, config.training_options()
+        checked = validate_data_task(dataset, tracker, config.drift_threshold, config.out)
+        train, cross_validate = (with_results_in(t, config.cache, config.refresh_cache)
+                                 for t in (train_task, cross_validate_task))
+        trained = train(config.cache, dataset, options, progress_key="train-progress")
+        folds = cross_validate(config.cache, dataset, options, config.cv) if config.cv else None
+        metrics = evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
+        tags = {"data.manifest_sha256": manifest_sha256(config.out), "dataset.cache_key": dataset.folder.name,
+                "code.version": price_code_version()[:12], "strategy": options.strategy}
+        recorded = record_run_task(tracker, "house-prices", config.out.name, config.model_dump(mode="json"), metrics,
+                                 trained[1]["history"], tags,
+                                 {"report": config.out / "report.md", "report/plots": config.out / "plots",
+                                  "": config.out / "data_profile.json"})
+        if not (config.register_model and tracker.enabled):
+            return metrics
+        verdict = promotion_gate_task(tracker, recorded, config.out, dataset, metrics, checked,
+                                      config.promotion_tolerance, tags)
+        message = ("Model not registered yet: " + verdict["reasons"][0] if verdict.get("waiting") else
+                   f"Model unchanged (version {verdict['version']})" if verdict.get("unchanged") else
+                   f"Model version {verdict['version']} promoted to champion" if verdict["promoted"] else
+                   f"Model version {verdict['version']} NOT promoted: " + "; ".join(verdict["reasons"]))
+        return Completed(message=message, data={**metrics, "gate": verdict})
 
 
 def data_info(config: RunOptions, summary: dict) -> dict:

@@ -151,3 +151,34 @@ def resumed_run(command: list, env: dict) -> dict[str, int]:
     assert finished.returncode == 0, finished.stderr[-2000:]
     words = finished.stdout.split()
     return {name: int(words[words.index(name) + 1]) for name in ("RESUMED_FROM", "EPOCHS", "HISTORY")}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str):
+    """The first truthy result of `check()` (exceptions count as not yet), polled until `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as answer:
+        return answer.status == 200

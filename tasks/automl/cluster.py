@@ -27,10 +27,10 @@ def check_dask_scheduler(address: str) -> int:
 def points_task_runner(workers: int | None, dask_address: str | None, api_url: str | None):
     """A task runner for the points. Workers of a local cluster report their task runs to `api_url`
     (also a temporary server's, which they would not find on their own)."""
-    from prefect.task_runners import ThreadPoolTaskRunner
+    from tasks.core.runners import StoppingThreadPoolTaskRunner
 
     if not (dask_address or workers):
-        return ThreadPoolTaskRunner(max_workers=1)
+        return StoppingThreadPoolTaskRunner(max_workers=1)
     require_extra("dask", "distributed", "prefect_dask")
     from prefect_dask import DaskTaskRunner
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from tasks.automl.data import TaskData
 from tasks.automl.options import Budget, SearchSpace
+from tasks.core import interrupt
 from tasks.core.errors import DataError
 from tasks.core.files import atomic_path, atomic_write_json
 from tasks.training.saved_models import load_keras_model
@@ -68,6 +69,7 @@ class _Deadline(keras.callbacks.Callback):
         self.deadline, self.on_deadline, self.on_epoch = deadline, on_deadline, on_epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        interrupt.check()  # Ctrl-C, SIGTERM: the search stops after this batch
         if time.time() >= self.deadline:
             self.model.stop_training = True
             self.on_deadline()

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from tasks.core.faults import writing
 from tasks.core.hashing import file_sha256
 
 ENTRY_FILE = "_entry.json"
@@ -95,26 +96,32 @@ class Cache:
     def write(self, stage: str, key: str) -> Iterator[Path]:
         """Yield an empty temporary folder; on success it becomes the entry `stage/key`."""
         stage_dir = self.root / stage
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        self._sweep_abandoned(stage_dir)
-        tmp = stage_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
-        tmp.mkdir()
+        with writing(f"--cache {self.root}", self.root):
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            self._sweep_abandoned(stage_dir)
+            tmp = stage_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+            tmp.mkdir()
         try:
-            yield tmp
-            (tmp / ENTRY_FILE).write_text(json.dumps({"key": key, "files": listing(tmp)}, indent=1))
-            try:
-                os.rename(tmp, stage_dir / key)
-            except OSError:
-                if self.refresh:  # the rebuilt entry replaces the old one
-                    self._remove(stage_dir / key)
-                    os.rename(tmp, stage_dir / key)
-                elif self._verified(stage, key) is None:  # not a concurrent twin: a real failure
-                    raise
-                else:
-                    shutil.rmtree(tmp, ignore_errors=True)
+            with writing(f"--cache {self.root}", self.root):
+                yield tmp
+                self._commit(tmp, stage_dir, stage, key)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _commit(self, tmp: Path, stage_dir: Path, stage: str, key: str) -> None:
+        """The listing last, then the folder renamed into place (a twin written meanwhile wins)."""
+        (tmp / ENTRY_FILE).write_text(json.dumps({"key": key, "files": listing(tmp)}, indent=1))
+        try:
+            os.rename(tmp, stage_dir / key)
+        except OSError:
+            if self.refresh:  # the rebuilt entry replaces the old one
+                self._remove(stage_dir / key)
+                os.rename(tmp, stage_dir / key)
+            elif self._verified(stage, key) is None:  # not a concurrent twin: a real failure
+                raise
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
     def _remove(path: Path) -> None:

@@ -60,6 +60,21 @@ def check_output_folder(option: str, path: Path, inputs: dict[str, Path] | None 
     _check_writable_place(option, path)
 
 
+RUN_FILE = "run.json"  # in every run folder: which flow run wrote it
+# What runs wrote at the top of their folders before run.json existed (such folders are replaced too).
+RUN_FOLDER_FILES = {RUN_FILE, "summary.json", "metrics.json", "leaderboard.md", "predictions.parquet", "quality.md"}
+
+
+def check_run_folder(option: str, path: Path, inputs: dict[str, Path] | None = None) -> None:
+    """A run's output folder: as `check_output_folder`, and when it holds files, they are a run's (a run
+    replaces its folder as a whole, so it never takes over a folder of other files)."""
+    check_output_folder(option, path, inputs)
+    path = Path(path).expanduser()
+    if path.is_dir() and any(path.iterdir()) and not any((path / name).exists() for name in RUN_FOLDER_FILES):
+        raise _problem(option, path, f"holds files that no run wrote (no {RUN_FILE}); a run replaces its output "
+                                     "folder as a whole, so give a new or empty folder")
+
+
 def check_output_file(option: str, path: Path, inputs: dict[str, Path] | None = None) -> None:
     """A file to write: absent or a file, in a writable place outside every input."""
     path = Path(path).expanduser()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import cv2
 
+from tasks.core import interrupt
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError
 from tasks.core.files import atomic_write_bytes
@@ -103,6 +104,7 @@ def run_network(job: DnnJob, image):
 def process_image(job: DnnJob, path: Path, name: str,
                   log: logging.Logger | logging.LoggerAdapter | None = None) -> dict:
     """One image: reuse its cached output or compute it; write it to OUT/name. A timing row."""
+    interrupt.check()
     row = {"image": name, "status": "done", "width": "", "height": "", "ms": 0.0, "reason": ""}
     cache = Cache(job.cache_dir, log)
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tasks.core import interrupt
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError
 from tasks.core.files import atomic_write_json
@@ -85,9 +86,11 @@ def train_colorizer(photos: list[np.ndarray], size: int, epochs: int, batch_size
     model = build_colorizer(size)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mse")
     history = {"loss": []}
+    stop = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: interrupt.check())  # Ctrl-C, SIGTERM
     for epoch in range(epochs):
         start = time.perf_counter()
-        loss = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0).history["loss"][0]
+        loss = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0,
+                         callbacks=[stop]).history["loss"][0]
         history["loss"].append(float(loss))
         log.info("Colorizer epoch %d/%d: ab MSE %.2f (%.1f s)", epoch + 1, epochs, loss, time.perf_counter() - start)
     return model, history

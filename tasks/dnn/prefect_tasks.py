@@ -8,11 +8,11 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.core.artifacts import publish_markdown
 from tasks.core.cache import Cache
 from tasks.core.prefect_cache import cached, refreshing
+from tasks.core.runners import StoppingThreadPoolTaskRunner
 from tasks.dnn import reports
 from tasks.dnn.batch import DnnJob, chunked, process_image
 from tasks.dnn.colorizer import colorizer_entry, train_or_reuse_colorizer
@@ -33,7 +33,7 @@ def run_chunks(job: DnnJob, images: list[tuple[Path, str]], workers: int) -> lis
     """Every image through the network, in chunks on `workers` threads; timing rows in input order."""
     log = get_run_logger()
     rows: list[dict] = []
-    with ThreadPoolTaskRunner(max_workers=workers) as runner:
+    with StoppingThreadPoolTaskRunner(max_workers=workers) as runner:
         futures = [runner.submit(chunk_task, {"job": job, "images": chunk, "number": number})
                    for number, chunk in enumerate(chunked(images, workers), start=1)]
         for future in futures:

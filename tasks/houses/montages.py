@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tasks.core import images, parquet
+from tasks.core import images, interrupt, parquet
 from tasks.core.cache import Cache
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.files import atomic_write_bytes
@@ -57,6 +57,7 @@ def _shard_key(shard: pd.DataFrame, tile_size: int, version: str) -> str:
 
 
 def _build_one(data_dir: Path, row: pd.Series, tile_size: int) -> tuple[int, bytes | None, str | None]:
+    interrupt.check()  # queued photos are dropped at once when the run is stopped
     paths = [data_dir / row[f"photo_{kind}"] for kind in PHOTO_KINDS]
     try:
         return row["house"], montage.house_montage(paths, tile_size).tobytes(), None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,13 +16,14 @@ from prefect.runtime import deployment, flow_run
 from tasks.core import parquet
 from tasks.core.artifacts import artifact_key, publish_markdown
 from tasks.core.errors import DataError
-from tasks.core.files import atomic_copy, atomic_write_bytes, atomic_write_json
+from tasks.core.files import atomic_copy, atomic_write_bytes, atomic_write_json, final_path
 from tasks.core.hashing import file_sha256
 from tasks.core.prefect_cache import cached, refreshing
 from tasks.houses.dataset import Dataset
 from tasks.houses.ingest import ATTRIBUTE_COLUMNS
-from tasks.lifecycle import gate, registry, scoring, tracking, validation
-from tasks.lifecycle.tracking import Tracking
+from tasks.lifecycle import gate, outbox, registry, scoring, tracking, validation
+from tasks.lifecycle.promotion import register_and_gate, verdict_line
+from tasks.lifecycle.tracking import Tracking, TrackingUnavailable
 
 SCORE_STAGE = "score"
 
@@ -36,7 +38,7 @@ def champion_profile(tracker: Tracking) -> dict | None:
     """The champion's training-data profile, or None (no champion yet, or it has no profile)."""
     import mlflow.artifacts
 
-    found = registry.champion(tracker) if tracker.enabled else None
+    found = registry.champion(tracker) if tracker.enabled and tracker.available else None
     if found is None or found.run_id is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,87 +66,92 @@ def validate_data_task(dataset: Dataset, tracker: Tracking, threshold: float, ou
     return {"houses": report["houses"], "drift": report["drift"]}
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A run's MLflow record: its id, or the outbox entry where it waits (the store stopped answering)."""
+
+    run_id: str | None = None
+    waiting: Path | None = None
+
+
+def _deferred(what: str, reason: str, entry: Path) -> None:
+    get_run_logger().warning(
+        "The tracking store does not answer (%s): %s waits in %s; `house-pipeline models registry sync` writes it "
+        "(the next tracked run does too)", reason, what, entry)
+
+
 @task(name="record-run", cache_policy=NO_CACHE)
 def record_run_task(tracker: Tracking, experiment: str, run_name: str, params: dict, metrics: dict,
-                    history: dict, tags: dict, artifacts: dict[str, Path]) -> str | None:
-    """One MLflow run with the flow's config, metrics (final and per epoch), report and plots; its id."""
+                    history: dict, tags: dict, artifacts: dict[str, Path]) -> Recorded:
+    """One MLflow run with the flow's config, metrics (final and per epoch), report and plots; records that
+    waited in the outbox for this store are written first. If the store does not answer, the record waits."""
     if not tracker.enabled:
-        return None
-    run_id = tracking.log_run(tracker, experiment, run_name, params, tracking.numbers(metrics), history,
-                              run_tags(tags), artifacts)
+        return Recorded()
+    log = get_run_logger()
+    numbers, tags = tracking.numbers(metrics), run_tags(tags)
+    try:
+        if not tracker.available:
+            raise TrackingUnavailable("unreachable when the run started (--tracking optional)")
+        for done in outbox.sync(tracker, log):
+            log.info("Wrote the waiting MLflow record %s (%s)%s", done["run_name"], done["run_id"],
+                     f": {verdict_line(done['verdict'])}" if done["verdict"] else "")
+        run_id = tracking.log_run(tracker, experiment, run_name, params, numbers, history, tags, artifacts)
+    except TrackingUnavailable as error:
+        entry = outbox.defer(tracker, error.reason, experiment, run_name, params, numbers, history, tags,
+                             artifacts, partial_run=error.partial_run)
+        _deferred(f"the record of {run_name}", error.reason, entry)
+        return Recorded(waiting=entry)
     from prefect.artifacts import create_link_artifact
 
     link = tracking.run_link(tracker, run_id)
     local = not tracker.uri.startswith(("http://", "https://"))
-    get_run_logger().info("MLflow run %s: %s%s", run_id, link, " (start the UI with make mlflow-ui)" if local else "")
+    log.info("MLflow run %s: %s%s", run_id, link, " (start the UI with make mlflow-ui)" if local else "")
     create_link_artifact(link, link_text=f"MLflow run {run_name}", key=artifact_key("mlflow", experiment),
                          description="This flow run's record in MLflow" + (" (make mlflow-ui)" if local else ""))
-    return run_id
-
-
-def _comparison(tracker: Tracking, champion: registry.Version, candidate_dir: Path, dataset: Dataset,
-                log) -> tuple[dict | None, str | None]:
-    """(candidate vs champion on the same test houses, or None with why the champion cannot be used)."""
-    from tasks.price.predict import PriceModel
-
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            champion_model = PriceModel.load(registry.model_folder(tracker, champion, Path(tmp)))
-        except DataError as error:
-            log.warning("%s", error)
-            return None, error.message
-        houses, montages = gate.test_houses(dataset.test_path)
-        return gate.compare(PriceModel.load(candidate_dir), champion_model, houses, montages), None
+    return Recorded(run_id=run_id)
 
 
 @task(name="promotion-gate", cache_policy=NO_CACHE)
-def promotion_gate_task(tracker: Tracking, run_id: str | None, out: Path, dataset: Dataset, metrics: dict,
+def promotion_gate_task(tracker: Tracking, recorded: Recorded, out: Path, dataset: Dataset, metrics: dict,
                         checked: dict, tolerance: float, tags: dict) -> dict:
-    """Register the model as a new version; make it champion only if it passes the gate; say why."""
+    """Register the model as a new version; make it champion only if it passes the gate; say why. If the
+    store does not answer, the registration and gate wait in the outbox with the run's record."""
     log = get_run_logger()
-    if run_id is None:
-        return {"registered": False, "promoted": False, "reasons": ["tracking is off: nothing registered"]}
     model_dir = out / "model"
-    same = registry.with_model(tracker, file_sha256(model_dir / "model.keras"))
-    if same is not None:  # a cached training: the very model is registered already
-        log.info("The model is version %d already (same model.keras): nothing new to register or gate", same.number)
-        return {"registered": True, "version": same.number, "promoted": same.is_champion, "unchanged": True,
-                "reasons": [f"unchanged: the same model as version {same.number}"],
-                "champion": (registry.champion(tracker) or same).number}
-    candidate = registry.register(tracker, run_id, model_dir, {**tags, "strategy": metrics["strategy"],
-                                                               "test_mape": f"{metrics['mape_mean']:.4f}"})
-    with registry.promotion_lock(log):
-        champion = registry.champion(tracker)
-        comparison, unusable = (None, None) if champion is None else _comparison(tracker, champion, model_dir,
-                                                                                 dataset, log)
-        promoted, reasons = gate.decide(metrics, comparison, checked["drift"], tolerance)
-        if unusable:
-            reasons.append(f"the champion (version {champion.number}) cannot be used: {unusable}")
-        if promoted:
-            registry.crown(tracker, candidate.number, champion)
-    client = tracker.client()
-    client.set_model_version_tag(registry.MODEL_NAME, str(candidate.number), "gate",
-                                 "promoted" if promoted else "rejected")
-    client.set_model_version_tag(registry.MODEL_NAME, str(candidate.number), "gate_reasons", "; ".join(reasons))
-    text = gate.markdown(candidate.number, champion.number if champion else None, metrics, comparison, promoted,
-                         reasons)
-    atomic_write_json(out / "gate.json", {"version": candidate.number, "promoted": promoted, "reasons": reasons,
-                                          "champion_before": champion.number if champion else None,
-                                          "comparison": comparison})
-    (out / "gate.md").write_text(text)
+    gate_inputs = {"metrics": metrics, "drift": checked["drift"], "tolerance": tolerance, "tags": tags}
+    waiting = {"registered": False, "promoted": False, "waiting": True,
+               "reasons": ["the tracking store does not answer: registration and gate wait in the outbox "
+                           "(`house-pipeline models registry sync`)"]}
+    if recorded.waiting is not None:
+        outbox.add_gate(recorded.waiting, gate_inputs, model_dir, dataset.test_path)
+        return waiting
+    if recorded.run_id is None:
+        return {"registered": False, "promoted": False, "reasons": ["tracking is off: nothing registered"]}
+    try:
+        verdict = register_and_gate(tracker, recorded.run_id, model_dir, dataset.test_path, metrics,
+                                    checked["drift"], tolerance, tags, log)
+    except TrackingUnavailable as error:
+        entry = outbox.defer(tracker, error.reason, "", "", {}, {}, {}, {}, {}, run_id=recorded.run_id,
+                             gate=gate_inputs, model_dir=model_dir, test_path=dataset.test_path)
+        _deferred("the registration and gate of this run's model", error.reason, entry)
+        return waiting
+    if verdict.get("unchanged"):
+        return verdict
+    promoted, reasons, before = verdict["promoted"], verdict["reasons"], verdict["champion_before"]
+    text = gate.markdown(verdict["version"], before, metrics, verdict["comparison"], promoted, reasons)
+    atomic_write_json(out / "gate.json", {key: verdict[key] for key in
+                                          ("version", "promoted", "reasons", "champion_before", "comparison")})
+    atomic_write_bytes(out / "gate.md", text.encode())
     publish_markdown(text, "promotion-gate", "Candidate vs champion", out)
-    log.info("Model version %d %s: %s", candidate.number, "promoted to champion" if promoted else
-             "NOT promoted", "; ".join(reasons))
+    log.info("Model %s", verdict_line(verdict))
     if not promoted:
         from prefect.events import emit_event
 
         resource = {"prefect.resource.id": f"house-pipeline.model.{registry.MODEL_NAME}",
                     "prefect.resource.name": registry.MODEL_NAME}
         emit_event(registry.NOT_PROMOTED_EVENT, resource=resource,
-                   payload={"version": candidate.number, "reasons": reasons,
-                            "champion": champion.number if champion else None})
-    return {"registered": True, "version": candidate.number, "promoted": promoted, "reasons": reasons,
-            "champion": candidate.number if promoted else (champion.number if champion else None)}
+                   payload={"version": verdict["version"], "reasons": reasons, "champion": before})
+    return {key: verdict[key] for key in ("registered", "version", "promoted", "reasons", "champion")}
 
 
 def manifest_sha256(out: Path) -> str | None:
@@ -196,4 +203,4 @@ def write_scores_task(predictions: Path, out: Path) -> dict:
     create_table_artifact(table.head(50).to_dict(orient="records"), key="scores",
                           description=f"Predicted prices (model version {int(table['model_version'].iloc[0])})")
     return {"houses": len(table), "version": int(table["model_version"].iloc[0]),
-            "parquet": str(out / "predictions.parquet"), "csv": str(out / "predictions.csv")}
+            "parquet": str(final_path(out / "predictions.parquet")), "csv": str(final_path(out / "predictions.csv"))}

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.core.artifacts import publish, publish_markdown
+from tasks.core.files import final_path
 from tasks.core.hashing import code_version, digest
 from tasks.core.prefect_cache import cached, refreshing
 from tasks.core.splits import kfold_rows
@@ -99,7 +100,7 @@ def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOp
                                               cv_folds)
     publish(report)
     get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%); report: %s", metrics["mape_mean"],
-                          metrics["baseline"]["mape_mean"], (out / "report.md").resolve())
+                          metrics["baseline"]["mape_mean"], final_path(out.resolve() / "report.md"))
     if metrics["warning"]:
         get_run_logger().warning("This model is worse than no model: %s. Try other seeds, --ensemble N or another "
                                  "strategy", metrics["warning"])

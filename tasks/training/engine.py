@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tasks.core import interrupt
 from tasks.core.errors import DataError, TimeLimitReached
 from tasks.core.files import atomic_path
 from tasks.training.options import TrainerOptions
@@ -141,9 +142,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 class Deadline(keras.callbacks.Callback):
-    """Stops a training at its time limit, after the batch that crosses it, wherever the training runs (main
-    thread, a task runner's thread, a Dask worker): Prefect's own timeout cannot interrupt work outside the
-    main thread. The checkpoint of the last finished epoch stays, so a re-run resumes from it."""
+    """Stops a training at its time limit, or when the run is interrupted (Ctrl-C, SIGTERM), after the current
+    batch, wherever the training runs (main thread, a task runner's thread, a Dask worker): Prefect's own
+    timeout cannot interrupt work outside the main thread. The checkpoint of the last finished epoch stays,
+    so a re-run resumes from it."""
 
     def __init__(self, seconds: float | None, checkpoint: Checkpoint):
         super().__init__()
@@ -151,6 +153,7 @@ class Deadline(keras.callbacks.Callback):
         self.ends = time.monotonic() + seconds if seconds else None
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupt.check()
         if self.ends is not None and time.monotonic() > self.ends:
             raise TimeLimitReached(f"the time limit of {self.seconds:g} s (--time-limit) was reached after epoch "
                                    f"{self.checkpoint.state['epoch']}; run again to resume from that epoch")

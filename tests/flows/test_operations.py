@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,37 +18,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.fixtures import client_call, make_houses, overlap_seconds
+from tests.fixtures import client_call, free_port, make_houses, overlap_seconds, wait_until
 
 TINY = {"min_houses_per_zip": 3, "tile_size": 8, "epochs": 2, "batch_size": 4}
 
 pytestmark = pytest.mark.slow  # every test here starts flows in subprocesses
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`prefect server start` on a free port with its own PREFECT_HOME; (api url, ui url, env)."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "HOUSE_PIPELINE_HOME": str(home / "house-pipeline"),
            "MLFLOW_TRACKING_URI": "", "HOUSE_PIPELINE_TRACKING": "off"}
@@ -58,7 +37,7 @@ def server(tmp_path_factory):
     process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                 "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).status == 200,
+        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).status == 200,
               180, "the Prefect server")
         yield f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", env
     finally:
@@ -97,7 +76,7 @@ def served(server, alerts, tmp_path_factory):
                                env={**env, "HOUSE_PIPELINE_ALERT_URL": alerts[0]},
                                stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly")), 180,
+        wait_until(lambda: client_call(api, lambda c: c.read_deployment_by_name("sweep/weekly")), 180,
               f"the deployments to be served (log: {log_path})")
         yield process
     finally:
@@ -213,7 +192,7 @@ def test_a_failed_run_says_why_in_its_final_state_and_alerts(server, served, ale
     assert run.state.is_failed()
     assert str(missing) in run.state.message, run.state.message
     # The automation `serve` created sends the failure to the webhook.
-    body = _wait(lambda: next((b for b in alerts[1] if run.name in b), None), 120, "the failure alert")
+    body = wait_until(lambda: next((b for b in alerts[1] if run.name in b), None), 120, "the failure alert")
     assert "Failed" in json.loads(body)["subject"] and str(missing) in json.loads(body)["body"]
 
 
@@ -237,7 +216,7 @@ def test_a_model_the_gate_keeps_out_is_alerted(server, served, alerts):
 
     with temporary_settings({PREFECT_API_URL: server[0]}):
         asyncio.run(send())
-    body = _wait(lambda: next((b for b in alerts[1] if "version 7" in b), None), 120, "the not-promoted alert")
+    body = wait_until(lambda: next((b for b in alerts[1] if "version 7" in b), None), 120, "the not-promoted alert")
     assert json.loads(body)["body"] == "The promotion gate kept champion version 5: test MAPE 30.00 % is worse"
 
 
@@ -290,7 +269,7 @@ def test_two_training_runs_started_together_take_turns(server, served, houses, t
         states = [client_call(api, lambda c, r=r: c.read_flow_run(r.id)).state for r in runs]
         return all(s.is_final() for s in states) and states
 
-    states = _wait(finished, 600, "both training runs")
+    states = wait_until(finished, 600, "both training runs")
     assert all(state.is_completed() for state in states), [state.message for state in states]
     trainings = client_call(api, lambda c: c.read_task_runs(flow_run_filter=FlowRunFilter(
         id={"any_": [r.id for r in runs]})))

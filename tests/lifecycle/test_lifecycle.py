@@ -9,42 +9,23 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests import servers
 from tests.conftest import ROOT
-from tests.fixtures import client_call, make_houses
+from tests.fixtures import client_call, free_port, http_ok, make_houses, wait_until
 
 pytestmark = pytest.mark.slow  # servers and flows in subprocesses
 
 SMALL = ["--tracking", "required", "--min-houses-per-zip", "3", "--tile-size", "8", "--batch-size", "4",
-         "--learning-rate", "0.01", "--strategy", "mixed"]
+         "--strategy", "mixed"]
 ROOMS = ("frontal", "bedroom", "bathroom", "kitchen")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout} s; log: {log.read_text()[-2000:]}")
 
 
 def _mlflow_env(uri: str) -> dict:
@@ -56,19 +37,11 @@ def _mlflow_env(uri: str) -> dict:
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """`mlflow server` with its own SQLite database and artifact folder; (URI, artifact folder)."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = root / "server.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
-        env=_mlflow_env(""), stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = servers.mlflow_server(tmp_path_factory.mktemp("mlflow-server")).start()
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", 120, log)
-        yield f"http://127.0.0.1:{port}", root / "artifacts"
+        yield f"http://127.0.0.1:{server.port}", server.log.parent / "artifacts"
     finally:
-        process.terminate()
-        process.wait(30)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +52,21 @@ def houses(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def nightly(run_cli, mlflow_server, houses, tmp_path_factory):
-    """Nightly-style runs on one registry: a champion, a worse candidate (1 epoch), drifted data, and the
-    champion's run again (its training cached: the same model)."""
+    """Nightly-style runs on one registry: a champion, a candidate worse by construction (one epoch at a learning
+    rate of 1e-9: the untrained network), drifted data, and the champion's run again (its training cached: the
+    same model)."""
     uri, _ = mlflow_server
     root = tmp_path_factory.mktemp("nightly")
     drifted = shutil.copytree(houses, root / "drifted-houses")
     lines = [line.split() for line in (drifted / "HousesInfo.txt").read_text().splitlines()]
     (drifted / "HousesInfo.txt").write_text("".join(f"{b} {t} {int(a) * 3} {z} {p}\n" for b, t, a, z, p in lines))
     runs = {}
-    for name, data, epochs in (("champion", houses, "40"), ("worse", houses, "1"), ("drifted", drifted, "40"),
-                               ("again", houses, "40")):
+    untrained = ["--epochs", "1", "--learning-rate", "1e-9"]
+    for name, data, options in (("champion", houses, ["--epochs", "40"]), ("worse", houses, untrained),
+                                ("drifted", drifted, ["--epochs", "40"]), ("again", houses, ["--epochs", "40"])):
         out = root / name
-        result = run_cli("train", "--data", data, "--out", out, "--cache", root / "cache", "--epochs", epochs,
-                         "--tracking-uri", uri, *SMALL)
+        result = run_cli("train", "--data", data, "--out", out, "--cache", root / "cache", "--tracking-uri", uri,
+                         *SMALL, "--learning-rate", "0.01", *options)  # the last --learning-rate given wins
         gate = out / "gate.json"
         runs[name] = (out, result.stdout + result.stderr, json.loads(gate.read_text()) if gate.exists() else None)
     return runs
@@ -102,10 +77,15 @@ def test_a_champion_then_a_worse_model_and_drifted_data_are_kept_out(nightly, ml
     (_, first, champion), (worse_out, second, worse), (drift_out, _, drift) = (nightly[k] for k in
                                                                               ("champion", "worse", "drifted"))
     assert champion["promoted"] and champion["version"] == 1 and "promoted to champion" in first
+    # The untrained candidate is never promoted, and the reasons name exactly the conditions its figures fail.
     assert not worse["promoted"] and worse["version"] == 2 and worse["champion_before"] == 1
-    assert "worse than the champion's" in worse["reasons"][0] and "not promoted (champion stays version 1)" in second
+    assert "not promoted (champion stays version 1)" in second
     candidate, old = worse["comparison"]["candidate"], worse["comparison"]["champion"]
     assert candidate["mape_mean"] > old["mape_mean"] and worse["comparison"]["houses"] == 9  # the same test houses
+    metrics = json.loads((worse_out / "metrics.json").read_text())
+    assert any("worse than the champion's" in r for r in worse["reasons"])
+    assert any("naive baseline" in r for r in worse["reasons"]) == (metrics["mape_mean"] >=
+                                                                     metrics["baseline"]["mape_mean"])
     assert "| MAPE mean (%) |" in (worse_out / "gate.md").read_text()
     assert not drift["promoted"] and any("area drifted (PSI" in reason for reason in drift["reasons"])
     assert "area" in (drift_out / "data_profile.json").read_text()
@@ -168,14 +148,14 @@ def test_batch_scoring_and_the_rest_endpoint_give_the_prices_of_predict(nightly,
     expected = [float(line.split()[-1].strip("$").replace(",", "")) for line in predicted.stdout.splitlines()[1:]]
     assert table["predicted_price"].tolist() == expected
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                                "models:/house-price@champion", "--env-manager", "local", "--host", "127.0.0.1",
                                "--port", str(port)], cwd=ROOT, env=_mlflow_env(uri), stdout=log.open("w"),
                               stderr=subprocess.STDOUT)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/ping", 120, log)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ping"), 120, f"mlflow models serve (log: {log})")
         photos = {f"photo_{room}": "data:image/jpeg;base64," + base64.b64encode(
             (houses / f"1_{room}.jpg").read_bytes()).decode() for room in ROOMS}
         body = {"dataframe_records": [{"bedrooms": 3, "bathrooms": 2, "area": 1800, "zipcode": 90001, **photos}]}
@@ -188,9 +168,10 @@ def test_batch_scoring_and_the_rest_endpoint_give_the_prices_of_predict(nightly,
         server.wait(30)
 
 
-def test_tracking_optional_goes_on_untracked_when_the_server_is_unreachable():
+def test_tracking_optional_goes_on_and_its_record_waits_when_the_server_is_unreachable():
     from tasks.lifecycle.tracking import Tracking
 
     said = []
-    tracker = Tracking.resolve("optional", f"http://127.0.0.1:{_free_port()}", warn=said.append)
-    assert not tracker.enabled and "cannot reach the MLflow tracking server" in said[0]
+    tracker = Tracking.resolve("optional", f"http://127.0.0.1:{free_port()}", warn=said.append)
+    assert tracker.enabled and not tracker.available
+    assert "cannot reach the MLflow tracking server" in said[0] and "waits in the outbox" in said[0]

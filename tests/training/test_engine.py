@@ -64,3 +64,44 @@ def test_early_stopping_keeps_the_best_weights_across_a_resume(tiny, tmp_path):
 
     saved = keras.models.load_model(result.model_path, safe_mode=True).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(saved, checkpoint.best, strict=True))
+
+
+@pytest.mark.parametrize("trainer", ["fit", "batch"])
+def test_a_stop_request_ends_a_training_in_any_thread_after_its_batch_keeping_the_last_epoch(tiny, tmp_path, trainer):
+    """Ctrl-C reaches the main thread only: a training in a worker thread stops at the process's stop flag."""
+    import threading
+
+    from tasks.core import interrupt
+
+    options = PriceOptions(strategy="mlp", epochs=100_000, batch_size=4, trainer=trainer)
+    raised: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            train_model(tiny.train_path, tiny.encoders(), options, tmp_path / "work")
+        except BaseException as error:  # noqa: BLE001 - what the thread ended with
+            raised.append(error)
+
+    worker = threading.Thread(target=train, daemon=True)
+    worker.start()
+    try:
+        while (read_state(tmp_path / "work") or {"epoch": 0})["epoch"] < 2 and worker.is_alive():
+            worker.join(0.05)
+        interrupt.request_stop()
+        worker.join(10)
+    finally:
+        interrupt.clear()
+    assert not worker.is_alive() and isinstance(raised[0], interrupt.Interrupted)
+    assert read_state(tmp_path / "work")["epoch"] >= 2  # the checkpoint of the last finished epoch stays
+
+
+def test_a_training_stops_at_its_time_limit_and_says_after_which_epoch(tiny, tmp_path):
+    import time
+
+    from tasks.core.errors import TimeLimitReached
+
+    options = PriceOptions(strategy="mlp", epochs=500, batch_size=4, time_limit=1.0)  # 500 epochs: half a minute
+    started = time.monotonic()
+    with pytest.raises(TimeLimitReached, match=r"the time limit of 1 s \(--time-limit\) was reached after epoch"):
+        train_model(tiny.train_path, tiny.encoders(), options, tmp_path / "work")
+    assert time.monotonic() - started < 10 and 1 <= read_state(tmp_path / "work")["epoch"] < 500
