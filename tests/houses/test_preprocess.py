@@ -30,6 +30,13 @@ def test_filter_keeps_zipcodes_with_enough_houses():
     assert kept["house"].tolist() == [1, 2, 3, 7]
 
 
+@pytest.mark.parametrize("minimum, kept", [(1, [1, 2, 3, 4, 5, 6]), (2, [1, 2, 3, 4, 5]), (3, [1, 2, 3])])
+def test_filter_keeps_a_zipcode_with_exactly_the_minimum(minimum, kept):
+    """"At least N houses": zip 1 has 3 houses, zip 2 has 2, zip 3 has 1; a zip code with exactly N stays."""
+    frame = pd.DataFrame({"house": range(1, 7), "zipcode": [1, 1, 1, 2, 2, 3]})
+    assert preprocess.filter_zipcodes(frame, minimum)["house"].tolist() == kept
+
+
 def test_filter_that_leaves_nothing_is_an_error():
     frame = pd.DataFrame({"house": [1, 2], "zipcode": [1, 2]})
     with pytest.raises(DataError, match="--min-houses-per-zip 5 leaves no houses.*largest zip code has 1"):
@@ -66,7 +73,9 @@ def test_features_match_scikit_learn_minmax_and_label_binarizer():
 def test_prices_scaled_by_the_train_maximum_and_back():
     frame = _frame()
     train, test = preprocess.split_houses(frame, 0.25, 42)
-    encoders = preprocess.fit_encoders(train, frame)
+    test.loc[0, "price"] = 2 * frame["price"].max()  # the dearest house is a test house: not part of the scale
+    encoders = preprocess.fit_encoders(train, pd.concat([train, test]))
+    assert encoders["price_max"] == train["price"].max()
     scaled = preprocess.scale_prices(test["price"], encoders)
     np.testing.assert_allclose(scaled, test["price"] / train["price"].max(), rtol=1e-6)
     np.testing.assert_allclose(scaled.astype(np.float64) * encoders["price_max"], test["price"], rtol=1e-6)
