@@ -78,10 +78,15 @@ def _sweep(args: argparse.Namespace) -> None:
     print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+
     from flows.deployments import serve_all
 
-    serve_all(args.file, limit=args.limit)
+    number = serve_all(args.file, limit=args.limit)
+    print(f"stopped ({signal.Signals(number).name}): the flow runs this process was running are cancelled (Cancelled "
+          "in the UI); start `serve` again to serve the deployments and their schedules", file=sys.stderr)
+    return 128 + number
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -421,8 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         prepare_flow_logging(debug)
         if args.command == "serve":  # serves to a running server only (it says so when there is none)
-            args.handler(args)
-            return 0
+            return args.handler(args)
         from flows.temporary_server import prefect_api
 
         with prefect_api():

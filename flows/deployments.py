@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import typing
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def build_deployments(path: Path = PREFECT_YAML) -> list:
     return deployments
 
 
-def serve_all(path: Path = PREFECT_YAML, limit: int | None = None) -> None:
+def serve_all(path: Path = PREFECT_YAML, limit: int | None = None) -> int:
+    """Serve until SIGTERM or Ctrl-C; then the flow runs in progress are cancelled (Cancelled in the UI) and the
+    signal's number is returned."""
     from prefect import serve
     from prefect.settings import get_current_settings
 
@@ -97,4 +100,14 @@ def serve_all(path: Path = PREFECT_YAML, limit: int | None = None) -> None:
         print(f"Failed or crashed deployment runs are notified to {url}", flush=True)
     else:
         print(f"No alerts: set {ALERT_URL_ENV} to a webhook URL to be told of failed runs", flush=True)
+    # Ctrl-C stops serving the way SIGTERM does: Prefect's runner cancels the flow runs it started (their
+    # processes stop, the runs end Cancelled) and returns, instead of leaving them Running.
+    received = []
+
+    def as_sigterm(number: int, frame) -> None:
+        received.append(number)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, as_sigterm)
     serve(*deployments, limit=limit)
+    return received[0] if received else signal.SIGTERM

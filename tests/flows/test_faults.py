@@ -204,3 +204,29 @@ def _run(args: list, env: dict) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done
+
+
+def test_ctrl_c_on_serve_cancels_the_flow_runs_it_was_running(houses, tmp_path):
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = servers.prefect_server(tmp_path / "prefect-server").start()
+    api = servers.api_url(server)
+    log = tmp_path / "serve.log"
+    serve = _start(["serve"], _env(tmp_path, PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "prefect-server")), log)
+    try:
+        wait_until(lambda: client_call(api, lambda c: c.read_deployment_by_name("train/nightly")), 180,
+                   f"the deployments to be served (log: {log})")
+        config = {"data": str(houses), "out": str(tmp_path / "run"), "cache": str(tmp_path / "cache"),
+                  "strategy": "mlp", "epochs": 3000, "min_houses_per_zip": 3, "tile_size": 8, "batch_size": 4}
+        with temporary_settings({PREFECT_API_URL: api}):
+            run = run_deployment("train/nightly", parameters={"config": config}, timeout=0)
+        code, seconds, output = _stop_during_training(serve, log, signal.SIGINT, group=True)
+        assert code == 130 and seconds < 15, (code, seconds, output[-2000:])
+        assert "stopped (SIGINT): the flow runs this process was running are cancelled" in output
+        state = client_call(api, lambda c: c.read_flow_run(run.id)).state
+        assert state.type.value in ("CANCELLED", "CRASHED"), state
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+        server.stop()
