@@ -27,11 +27,20 @@ from tasks.core.extras import require_extra
 from tasks.core.faults import EXIT_DEFERRED, Unreachable
 
 
+def run_flow(flow, config):
+    """Run a flow whose config was checked: against PREFECT_API_URL, or a temporary server started now (after
+    the checks, so bad input costs no server start)."""
+    from flows.temporary_server import prefect_api
+
+    with prefect_api():
+        return flow(config)
+
+
 def _preprocess(args: argparse.Namespace) -> None:
     from flows.preprocess import preprocess_flow  # Prefect is imported only when needed
 
     config = config_from_args(PreprocessConfig, args)
-    preprocess_flow(config)
+    run_flow(preprocess_flow, config)
     print(f"Summary: {(config.out / 'summary.json').resolve()}")
 
 
@@ -39,7 +48,7 @@ def _train(args: argparse.Namespace) -> None:
     from flows.train import train_flow
 
     config = config_from_args(TrainConfig, args)
-    metrics = train_flow(config)
+    metrics = run_flow(train_flow, config)
     print(f"Test MAPE {metrics['mape_mean']:.2f} % (median {metrics['mape_median']:.2f} %), "
           f"R^2 {metrics['r2']:.3f}")
     if metrics.get("warning"):
@@ -61,7 +70,7 @@ def _compare(args: argparse.Namespace) -> None:
     from flows.compare import compare_flow
 
     config = config_from_args(CompareConfig, args)
-    rows = compare_flow(config)
+    rows = run_flow(compare_flow, config)
     for row in sorted(rows, key=lambda r: r["mape_mean"]):
         print(f"{row['name']:>20}: test MAPE {row['mape_mean']:.2f} %")
     print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
@@ -71,7 +80,7 @@ def _sweep(args: argparse.Namespace) -> None:
     from flows.sweep import sweep_flow
 
     config = config_from_args(SweepConfig, args)
-    rows = sweep_flow(config)
+    rows = run_flow(sweep_flow, config)
     for row in sorted(rows, key=lambda r: (r["task"], r["kind"], r.get("seconds_limit") or 0)):
         label = f"{row['task']} {row['kind']} {row['budget']}"
         print(f"{label:>36}: test {row['metric']} {row['score']:.4g} ({row['seconds']:.0f} s)")
@@ -115,7 +124,7 @@ def _classify(args: argparse.Namespace) -> None:
     from flows.classify import classify_flow
 
     config = config_from_args(ClassifyConfig, args)
-    metrics = classify_flow(config)
+    metrics = run_flow(classify_flow, config)
     for name, column in metrics["columns"].items():
         print(f"Test accuracy {name}: {column['accuracy']:.3f} (chance {column['chance']:.3f}, "
               f"majority class {column['majority']:.3f})")
@@ -127,7 +136,7 @@ def _classify(args: argparse.Namespace) -> None:
 def _score(args: argparse.Namespace) -> None:
     from flows.score import score_flow
 
-    summary = score_flow(config_from_args(ScoreConfig, args))
+    summary = run_flow(score_flow, config_from_args(ScoreConfig, args))
     print(f"Priced {summary['houses']} houses with house-price version {summary['version']}: {summary['csv']}")
 
 
@@ -219,7 +228,7 @@ def _dnn_batch(args: argparse.Namespace) -> None:
 
     flow, model = (stylize_flow, StylizeConfig) if args.command == "stylize" else (colorize_flow, ColorizeConfig)
     config = config_from_args(model, args)
-    summary = flow(config)
+    summary = run_flow(flow, config)
     print(f"{summary['images']} images: {summary['done']} new, {summary['reused']} reused, {summary['skipped']} "
           f"skipped in {summary['seconds']:.1f} s ({summary['images_per_second']} images/s)")
     print(f"Contact sheet: {summary['contact_sheet']}")
@@ -228,7 +237,7 @@ def _dnn_batch(args: argparse.Namespace) -> None:
 def _train_colorizer(args: argparse.Namespace) -> None:
     from flows.dnn import train_colorizer_flow
 
-    result = train_colorizer_flow(config_from_args(TrainColorizerConfig, args))
+    result = run_flow(train_colorizer_flow, config_from_args(TrainColorizerConfig, args))
     print(f"Held-out photos: {result['photos']}; PSNR {result['psnr']:.2f} dB (gray {result['psnr_gray']:.2f}), "
           f"mean Lab colour error {result['lab_error']:.2f} (gray {result['lab_error_gray']:.2f})")
     print(f"Model: {Path(result['model']).resolve()}")
@@ -427,10 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_flow_logging(debug)
         if args.command == "serve":  # serves to a running server only (it says so when there is none)
             return args.handler(args)
-        from flows.temporary_server import prefect_api
-
-        with prefect_api():
-            args.handler(args)
+        args.handler(args)
         return _waiting_records()
 
     return run_command(run, debug)
