@@ -13,7 +13,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test test-fast lint bench clean ui serve browser lock mlflow-ui serve-model
+.PHONY: run test test-fast lint bench clean ui serve browser lock mlflow-ui serve-model mlflow-server s3-local prove prove-fast
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,6 +50,22 @@ mlflow-ui: $(VENV)/.installed
 	MLFLOW_DISABLE_TELEMETRY=true $(VENV)/bin/mlflow server --host 127.0.0.1 --port 5000 \
 		--backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db --artifacts-destination $(MLFLOW_STORE)/artifacts
 
+# A shared MLflow server for a team: records in SQLite under MLFLOW_STORE (or MLFLOW_BACKEND, e.g. postgresql://...),
+# artifacts (reports, plots, the registry's model files) on object storage, proxied by the server so clients need
+# no credentials: make mlflow-server ARTIFACTS=s3://BUCKET/mlflow (AWS_* and AWS_ENDPOINT_URL from the environment).
+ARTIFACTS ?= $(MLFLOW_STORE)/artifacts
+mlflow-server: $(VENV)/.installed
+	mkdir -p $(MLFLOW_STORE)
+	MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server --host 0.0.0.0 \
+		--port 5000 --workers 1 --backend-store-uri $${MLFLOW_BACKEND:-sqlite:///$(MLFLOW_STORE)/mlflow.db} \
+		--artifacts-destination $(ARTIFACTS)
+
+# A local S3 endpoint for trying object storage on one machine (moto, from the [dev] extra): http://127.0.0.1:5055;
+# then export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+# AWS_ENDPOINT_URL=http://127.0.0.1:5055 and create a bucket (python -c "import s3fs; s3fs.S3FileSystem().mkdir('houses')").
+s3-local: $(VENV)/.installed
+	$(VENV)/bin/moto_server -H 127.0.0.1 -p 5055
+
 # The champion price model as a REST endpoint (MLflow's own server) on http://127.0.0.1:5001/invocations.
 serve-model: $(VENV)/.installed
 	PATH=$(abspath $(VENV))/bin:$$PATH MLFLOW_DISABLE_TELEMETRY=true \
@@ -66,8 +82,14 @@ browser:
 LOCK_TOOL := .lock-tool
 lock:
 	test -x $(LOCK_TOOL)/bin/uv || (python3 -m venv $(LOCK_TOOL) && $(LOCK_TOOL)/bin/pip install --quiet uv)
-	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --extra dask --extra automl --extra dnn --extra dev \
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --extra dask --extra automl --extra dnn --extra s3 --extra dev \
 		--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+# Break the code on purpose, one rule at a time, and check that the tests notice (tools/prove_checks.py).
+prove: $(VENV)/.installed
+	$(PY) tools/prove_checks.py
+prove-fast: $(VENV)/.installed
+	$(PY) tools/prove_checks.py --fast
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check flows tasks tests bench tools

@@ -21,10 +21,11 @@ from flows.config import (
     TrainConfig,
     default_data,
 )
-from tasks.core import paths
+from tasks.core import paths, storage
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
 from tasks.core.faults import EXIT_DEFERRED, Unreachable
+from tasks.core.storage import shown
 
 
 def run_flow(flow, config):
@@ -41,7 +42,7 @@ def _preprocess(args: argparse.Namespace) -> None:
 
     config = config_from_args(PreprocessConfig, args)
     run_flow(preprocess_flow, config)
-    print(f"Summary: {(config.out / 'summary.json').resolve()}")
+    print(f"Summary: {shown((config.out / 'summary.json').resolve())}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -53,8 +54,8 @@ def _train(args: argparse.Namespace) -> None:
           f"R^2 {metrics['r2']:.3f}")
     if metrics.get("warning"):
         print(f"Warning: this model is worse than no model: {metrics['warning']}")
-    print(f"Report: {(config.out / 'report.md').resolve()}; "
-          f"each test house: {(config.out / 'predictions.csv').resolve()}")
+    print(f"Report: {shown((config.out / 'report.md').resolve())}; "
+          f"each test house: {shown((config.out / 'predictions.csv').resolve())}")
     gate = metrics.get("gate")
     if gate and gate.get("waiting"):
         print(f"Registry: not yet: {gate['reasons'][0]}")
@@ -73,7 +74,7 @@ def _compare(args: argparse.Namespace) -> None:
     rows = run_flow(compare_flow, config)
     for row in sorted(rows, key=lambda r: r["mape_mean"]):
         print(f"{row['name']:>20}: test MAPE {row['mape_mean']:.2f} %")
-    print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
+    print(f"Leaderboard: {shown((config.out / 'leaderboard.md').resolve())}")
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -84,7 +85,7 @@ def _sweep(args: argparse.Namespace) -> None:
     for row in sorted(rows, key=lambda r: (r["task"], r["kind"], r.get("seconds_limit") or 0)):
         label = f"{row['task']} {row['kind']} {row['budget']}"
         print(f"{label:>36}: test {row['metric']} {row['score']:.4g} ({row['seconds']:.0f} s)")
-    print(f"Leaderboard: {(config.out / 'leaderboard.md').resolve()}")
+    print(f"Leaderboard: {shown((config.out / 'leaderboard.md').resolve())}")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -101,11 +102,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> None:
     from tasks.price.predict import predict_new_houses
 
-    paths.check_input_folder("--model", args.model)
-    paths.check_input_file("--house", args.house)
-    if args.photos is not None:
-        paths.check_input_folder("--photos", args.photos)
-    table = predict_new_houses(args.model, args.house, args.photos)
+    model, house = storage.working_path(args.model), storage.working_path(args.house)
+    photos = None if args.photos is None else storage.working_path(args.photos)
+    paths.check_input_folder("--model", model)
+    paths.check_input_file("--house", house)
+    if photos is not None:
+        paths.check_input_folder("--photos", photos)
+    table = predict_new_houses(model, house, photos)
     print(table.to_string(index=False, formatters={"predicted_price": "${:,.0f}".format}))
 
 
@@ -130,7 +133,7 @@ def _classify(args: argparse.Namespace) -> None:
               f"majority class {column['majority']:.3f})")
     if "multilabel" in metrics:
         print(f"Exact match: {metrics['multilabel']['exact_match']:.3f}")
-    print(f"Report: {(config.out / 'report.md').resolve()}")
+    print(f"Report: {shown((config.out / 'report.md').resolve())}")
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -240,7 +243,7 @@ def _train_colorizer(args: argparse.Namespace) -> None:
     result = run_flow(train_colorizer_flow, config_from_args(TrainColorizerConfig, args))
     print(f"Held-out photos: {result['photos']}; PSNR {result['psnr']:.2f} dB (gray {result['psnr_gray']:.2f}), "
           f"mean Lab colour error {result['lab_error']:.2f} (gray {result['lab_error_gray']:.2f})")
-    print(f"Model: {Path(result['model']).resolve()}")
+    print(f"Model: {result['model'] if '://' in result['model'] else Path(result['model']).resolve()}")
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -324,9 +327,9 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
         "predict", help="Price new houses with a trained model.",
         description="Print a predicted price for each house of a CSV file (columns bedrooms, bathrooms, area, "
                     "zipcode; optional house, the number in the photo names {house}_{room}.jpg).")
-    predict.add_argument("--model", type=Path, required=True, help="model/ folder of a train run")
-    predict.add_argument("--house", type=Path, required=True, metavar="ATTRS_CSV", help="CSV of the new houses")
-    predict.add_argument("--photos", type=Path, help="folder with the houses' four photos each")
+    predict.add_argument("--model", required=True, help="model/ folder of a train run (a path or an s3:// URL)")
+    predict.add_argument("--house", required=True, metavar="ATTRS_CSV", help="CSV of the new houses (path or URL)")
+    predict.add_argument("--photos", help="folder with the houses' four photos each (path or URL)")
     predict.set_defaults(handler=_predict)
 
     classify = commands.add_parser("classify", help=_first_sentence(ClassifyConfig.__doc__),

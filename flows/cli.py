@@ -62,7 +62,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         elif annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif annotation in (int, float, str, Path):
-            kwargs["type"] = annotation
+            kwargs["type"] = str if annotation is Path else annotation  # a URL stays whole: the model reads it
             kwargs["metavar"] = {Path: "PATH", str: "TEXT", int: "N", float: "X"}[annotation]
         description = field.description or ""
         kwargs["help"] = description if "(default:" in description else f"{description} (default: {shown})"

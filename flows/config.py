@@ -5,18 +5,22 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from tasks.automl.options import Budget, ImageBlock, SearchSpace, SweepTask, Tuner, parse_budgets
 from tasks.classify.options import ClassifierOptions
-from tasks.core import paths
+from tasks.core import paths, storage
 from tasks.core.download import is_url
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
 from tasks.price.options import PriceOptions, PriceSettings, Strategy
 from tasks.training.options import Trainer
+
+# A folder or file option: a local path, or an object-store URL (s3://bucket/prefix) that the pipeline works on
+# through its local mirror (tasks.core.storage); shown, logged and recorded as the URL it was given.
+Location = Annotated[Path, BeforeValidator(storage.working_path), PlainSerializer(storage.shown, return_type=str)]
 
 
 def default_data() -> str:
@@ -53,7 +57,7 @@ class DataOptions(BaseModel):
     data: str = Field(default_factory=default_data, description="Houses-format folder, or URL of a zip of one "
                       "(downloaded once into the cache). Default: $HOUSE_PIPELINE_DATA, else data/houses in the "
                       "working directory (`house-pipeline sample-data` writes the compact sample there).")
-    cache: Path = Field(default_factory=default_cache, description="Cache folder, reused across runs; entries are "
+    cache: Location = Field(default_factory=default_cache, description="Cache folder, reused across runs; entries are "
                         "keyed by input content, parameters and code version. Default: $HOUSE_PIPELINE_CACHE, "
                         "else .cache in the working directory.")
     refresh_cache: bool = refresh_cache_field()
@@ -67,7 +71,7 @@ class DataOptions(BaseModel):
 
     def data_inputs(self) -> dict[str, Path]:
         """The input folders nothing may be written into: --data when it is a local folder."""
-        return {} if is_url(self.data) else {"--data": Path(self.data).expanduser()}
+        return {} if is_url(self.data) else {"--data": storage.working_path(self.data).expanduser()}
 
     def check_paths(self) -> None:
         """Every path option, before any work (see tasks.core.paths)."""
@@ -81,7 +85,7 @@ class DataOptions(BaseModel):
 class PreprocessConfig(DataOptions):
     """Ingest a Houses-format dataset and build the cached, training-ready Parquet files."""
 
-    out: Path = Field(Path("runs/preprocess"), description="Folder for summary.json, manifest.json "
+    out: Location = Field(Path("runs/preprocess"), description="Folder for summary.json, manifest.json "
                       "and encoders.json.")
     seed: int = Field(42, description="Seed of the train/test split.")
     export_montages: Path | None = Field(None, description="Also write each kept house's montage "
@@ -123,7 +127,7 @@ class TrackingOptions(BaseModel):
 class RunOptions(DataOptions, TrackingOptions):
     """Data options plus the run's output folder, train/test split seed and experiment tracking."""
 
-    out: Path = Field(Path("runs/run"), description="Output folder.")
+    out: Location = Field(Path("runs/run"), description="Output folder.")
     split_seed: int = Field(42, description="Seed of the train/test split (42: the tutorials').")
 
     def check_paths(self) -> None:
@@ -138,7 +142,7 @@ class RunOptions(DataOptions, TrackingOptions):
 class TrainConfig(RunOptions, PriceOptions):
     """Preprocess, train one model and evaluate it on the held-out houses."""
 
-    out: Path = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
+    out: Location = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
                       "the model (model/).")
     cv: int | None = Field(None, ge=2, le=20, description="Also run K-fold cross-validation by house "
                            "on the train split and report each metric's mean and spread.")
@@ -158,7 +162,7 @@ class TrainConfig(RunOptions, PriceOptions):
 class CompareConfig(RunOptions, PriceSettings):
     """Train several strategy x trainer configurations on the same split and rank them."""
 
-    out: Path = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
+    out: Location = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
                       "sub-folder per configuration.")
     strategies: list[Strategy] = Field(["mlp", "cnn", "mixed"], min_length=1,
                                        description="Strategies to train.")
@@ -177,7 +181,7 @@ class SweepConfig(RunOptions):
     """AutoKeras searches for a list of time budgets (one cached point per task x budget), with a
     leaderboard that shows the hand-built models of the train flow on the same split."""
 
-    out: Path = Field(Path("runs/sweep"), description="Folder for leaderboard.md/.csv/.png, points/ (one "
+    out: Location = Field(Path("runs/sweep"), description="Folder for leaderboard.md/.csv/.png, points/ (one "
                       "folder per task x budget: best.keras, result.json, trials.csv, plots) and hand-built/.")
     tasks: list[SweepTask] = Field(["mixed"], min_length=1, description="What AutoKeras searches: attributes "
                                    "(structured data regressor), photos (image regressor on montages), mixed "
@@ -193,7 +197,7 @@ class SweepConfig(RunOptions):
     validation_fraction: float = Field(0.15, gt=0, lt=0.9, description="Share of the train split the search "
                                        "validates on (by house).")
     seed: int = Field(42, description="Seed of the search and its validation split.")
-    classify_data: Path | None = Field(None, description="Image folder for the classify task: one sub-folder "
+    classify_data: Location | None = Field(None, description="Image folder for the classify task: one sub-folder "
                                        "per class (its name is the label). Default: room type of the house photos.")
     hand_built_seed: bool = Field(True, description="Start each regression search with the train flow's "
                                   "hand-built model (its recipe, on the search's fit houses, at most half the "
@@ -248,13 +252,13 @@ class ScoreConfig(TrackingOptions):
 
     model_config = ConfigDict(extra="forbid")
 
-    houses: Path = Field(description="CSV of the new houses: bedrooms, bathrooms, area, zipcode (and house, the "
+    houses: Location = Field(description="CSV of the new houses: bedrooms, bathrooms, area, zipcode (and house, the "
                          "number in the photo names {house}_{room}.jpg).")
-    photos: Path | None = Field(None, description="Folder with the houses' four photos each (needed by models "
+    photos: Location | None = Field(None, description="Folder with the houses' four photos each (needed by models "
                                 "that see photos).")
-    out: Path = Field(Path("runs/score"), description="Folder for predictions.parquet and predictions.csv.")
+    out: Location = Field(Path("runs/score"), description="Folder for predictions.parquet and predictions.csv.")
     model_version: int | None = Field(None, ge=1, description="Registry version to use (default: the champion).")
-    cache: Path = Field(default_factory=default_cache, description="Cache folder: a scoring of the same houses, "
+    cache: Location = Field(default_factory=default_cache, description="Cache folder: a scoring of the same houses, "
                         "photos and model is reused.")
     refresh_cache: bool = refresh_cache_field()
 
@@ -283,7 +287,7 @@ class ClassifyConfig(ClassifierOptions, TrackingOptions):
     """Train an image classifier (multilabel or multioutput) and evaluate it on held-out images. Without
     --data: each house photo of --houses labelled with its room and its house's price tier, split by house."""
 
-    data: Path | None = Field(None, description="Image folder whose sub-folders name the labels joined by _ "
+    data: Location | None = Field(None, description="Image folder whose sub-folders name the labels joined by _ "
                               "(red_dress/, blue_jeans/), or a CSV manifest (path + one column per label; optional "
                               "group, split). Default: the room + price tier labels of the --houses photos.")
     houses: str = Field(default_factory=default_data, description="Houses-format folder the default labels come "
@@ -295,9 +299,9 @@ class ClassifyConfig(ClassifierOptions, TrackingOptions):
     split_seed: int = Field(42, description="Seed of the train/test split.")
     on_bad_image: Literal["fail", "skip"] = Field("fail", description="On an unreadable image: stop with an "
                                                   "error, or leave it out and list it in the log.")
-    cache: Path = Field(default_factory=default_cache, description="Cache folder, reused across runs.")
+    cache: Location = Field(default_factory=default_cache, description="Cache folder, reused across runs.")
     refresh_cache: bool = refresh_cache_field()
-    out: Path = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
+    out: Location = Field(Path("runs/classify"), description="Folder for metrics.json, report.md, plots/ and the "
                       "model (model/: model.keras + labels.json).")
 
     def classifier_options(self) -> ClassifierOptions:
@@ -313,9 +317,9 @@ class ClassifyConfig(ClassifierOptions, TrackingOptions):
                 inputs["--data"] = self.data
         elif not is_url(self.houses):
             if "houses" not in self.model_fields_set:
-                check_default_data("--houses", Path(self.houses))
-            paths.check_input_folder("--houses", Path(self.houses))
-            inputs["--houses"] = Path(self.houses)
+                check_default_data("--houses", storage.working_path(self.houses))
+            paths.check_input_folder("--houses", storage.working_path(self.houses))
+            inputs["--houses"] = storage.working_path(self.houses)
         paths.check_output_folder("--cache", self.cache, inputs)
         paths.check_run_folder("--out", self.out, inputs)
         self.check_tracking()
@@ -345,10 +349,10 @@ class DnnRunOptions(BaseModel):
 
     input: str = Field(default_factory=default_images, description="One image, a folder of images, or a glob (quote "
                        "it). Default: the frontal house photos of the default --data (data/houses).")
-    model: Path | None = Field(None, description="Network file for cv2.dnn.readNet (Torch .t7, .onnx, .pb, .tflite; "
-                               "Caffe .caffemodel weights with --prototxt); `python -m flows models fetch NAME` "
-                               "gets the published ones.")
-    cache: Path = Field(default_factory=default_cache, description="Cache folder: one entry per image x model x "
+    model: Location | None = Field(None, description="Network file for cv2.dnn.readNet (Torch .t7, .onnx, .pb, "
+                                   ".tflite; Caffe .caffemodel weights with --prototxt); `python -m flows models "
+                                   "fetch NAME` gets the published ones.")
+    cache: Location = Field(default_factory=default_cache, description="Cache folder: one entry per image x model x "
                         "settings.")
     backend: Backend = Field("default", description="OpenCV DNN backend (cuda needs an OpenCV built with CUDA).")
     target: Target = Field("cpu", description="OpenCV DNN target device.")
@@ -367,7 +371,15 @@ class DnnRunOptions(BaseModel):
             return fixed if fixed.is_dir() else None
         return spec if spec.is_dir() else spec.parent if spec.is_file() else None
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _remote_input(cls, value: Any) -> Any:
+        """An image or folder on object storage is read from its mirror."""
+        return str(storage.working_path(value)) if isinstance(value, str) and storage.is_remote(value) else value
+
     def check_paths(self) -> None:
+        if remote := storage.remote_of(self.input):
+            (storage.fetch_folder if "." not in remote.rsplit("/", 1)[-1] else storage.fetch_file)(remote)
         spec = Path(self.input).expanduser()
         if not glob.has_magic(self.input) and not spec.exists():
             raise DataError(f"--input {self.input}: no such file or folder; pass an image, a folder of images "
@@ -384,7 +396,7 @@ class DnnRunOptions(BaseModel):
 class StylizeConfig(DnnRunOptions):
     """Fast neural style transfer (Johnson et al.) over a batch of images with an OpenCV DNN network."""
 
-    out: Path = Field(Path("runs/stylize"), description="Folder for the styled images (same names), "
+    out: Location = Field(Path("runs/stylize"), description="Folder for the styled images (same names), "
                       "contact_sheet.png, timing.csv/.md and summary.json.")
     width: int = Field(600, ge=8, le=8192, description="Width the images are resized to (aspect kept).")
     mean: list[float] = Field([103.939, 116.779, 123.680], min_length=3, max_length=3,
@@ -397,10 +409,11 @@ class StylizeConfig(DnnRunOptions):
 class ColorizeConfig(DnnRunOptions):
     """Black-and-white colorization (Zhang et al., or our own colorizer) over a batch of images."""
 
-    out: Path = Field(Path("runs/colorize"), description="Folder for the colorized images (same names), "
+    out: Location = Field(Path("runs/colorize"), description="Folder for the colorized images (same names), "
                       "contact_sheet.png, timing.csv/.md and summary.json.")
-    prototxt: Path | None = Field(None, description="Caffe network definition, with --model WEIGHTS.caffemodel.")
-    points: Path | None = Field(None, description="The ab cluster centres (pts_in_hull.npy) installed in class8_ab.")
+    prototxt: Location | None = Field(None, description="Caffe network definition, with --model WEIGHTS.caffemodel.")
+    points: Location | None = Field(None, description="The ab cluster centres (pts_in_hull.npy) installed in "
+                                    "class8_ab.")
     size: int | None = Field(None, ge=8, le=4096, description="Side of the square L input (default: the size "
                              "recorded beside our colorizer's .onnx, else 224 as the published model).")
 
@@ -411,11 +424,11 @@ class TrainColorizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Path = Field(default_factory=lambda: Path(default_data()), description="Folder of colour photos. "
+    data: Location = Field(default_factory=lambda: Path(default_data()), description="Folder of colour photos. "
                        "Default: the house photos of the default --data (data/houses).")
-    out: Path = Field(Path("runs/colorizer"), description="Folder for colorizer.onnx (+ .json, .keras), "
+    out: Location = Field(Path("runs/colorizer"), description="Folder for colorizer.onnx (+ .json, .keras), "
                       "quality.json, quality.md and contact_sheet.png.")
-    cache: Path = Field(default_factory=default_cache, description="Cache folder: a trained colorizer is reused.")
+    cache: Location = Field(default_factory=default_cache, description="Cache folder: a trained colorizer is reused.")
     refresh_cache: bool = refresh_cache_field()
     size: int = Field(96, ge=16, le=512, description="Training input side in pixels (a multiple of 8).")
     epochs: int = Field(40, ge=1, le=1000, description="Training epochs (about 5 s each on 2 CPU cores at 96 px).")

@@ -115,3 +115,31 @@ def http_folder(http_server):
     """(folder, base URL) of a real http.server on 127.0.0.1 serving the folder."""
     folder, url, _ = http_server
     return folder, url
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """A real S3 endpoint (`moto_server`) on 127.0.0.1 for the whole session."""
+    from tests import servers
+
+    server = servers.moto_server(tmp_path_factory.mktemp("moto")).start(timeout=60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto, monkeypatch, tmp_path) -> str:
+    """A new, empty bucket on the session's S3 endpoint (credentials and endpoint in this process's environment,
+    a mirror of its own); its s3:// URL."""
+    import uuid
+
+    from tests import servers
+
+    for name, value in servers.s3_env(moto).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOUSE_PIPELINE_MIRROR", str(tmp_path / "mirror"))
+    import s3fs
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
+    return f"s3://{name}"

@@ -23,7 +23,7 @@ class Server:
         with self.log.open("a") as output:
             self.process = subprocess.Popen(self.command, env=self.env, stdout=output, stderr=subprocess.STDOUT,
                                             start_new_session=True)
-        wait_until(lambda: http_ok(self.health), timeout, f"{self.command[2]} (log: {self.log})")
+        wait_until(lambda: http_ok(self.health), timeout, f"{Path(self.command[0]).name} (log: {self.log})")
         return self
 
     def stop(self) -> None:
@@ -37,15 +37,17 @@ class Server:
         self.process = None
 
 
-def mlflow_server(root: Path) -> Server:
-    """`mlflow server` with its SQLite database and artifact folder under `root` (not started)."""
+def mlflow_server(root: Path, artifacts: str | None = None, env: dict | None = None) -> Server:
+    """`mlflow server` with its SQLite database under `root` and its artifacts there too, or at `artifacts` (an
+    s3:// URL: the server proxies them, clients need no credentials) (not started)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-           "MLFLOW_TRACKING_URI": ""}
+           "MLFLOW_TRACKING_URI": "", **(env or {})}
     return Server([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers",
                    "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination",
-                   str(root / "artifacts")], f"http://127.0.0.1:{port}/health", env, root / "server.log", port)
+                   artifacts or str(root / "artifacts")], f"http://127.0.0.1:{port}/health", env,
+                  root / "server.log", port)
 
 
 def prefect_server(home: Path) -> Server:
@@ -60,3 +62,21 @@ def prefect_server(home: Path) -> Server:
 
 def api_url(server: Server) -> str:
     return f"http://127.0.0.1:{server.port}/api"
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def moto_server(folder: Path, env: dict | None = None) -> Server:
+    """`moto_server`: a real S3 endpoint on 127.0.0.1 (objects in memory; a restart empties it). `env` adds to
+    its environment (INITIAL_NO_AUTH_ACTION_COUNT=0: it checks credentials, as AWS does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
+    return Server(command, f"http://127.0.0.1:{port}/moto-api/data.json", {**os.environ, **(env or {})},
+                  folder / "moto.log", port)
+
+
+def s3_env(server: Server) -> dict:
+    """What a process needs to reach the moto server: credentials and endpoint, from the environment only."""
+    return {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.port}"}

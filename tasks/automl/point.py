@@ -106,7 +106,7 @@ def search_point(cache_dir: Path, data: PointData, sweep_task: str, budget: Budg
     """(cache entry, result, reused): search, evaluate on the test split and store, unless stored. One run
     at a time per point: a second sweep computing the same point waits, then reuses the first one's."""
     cache, key = Cache(cache_dir, log, refresh), point_key(data, sweep_task, budget, space)
-    with exclusive(cache_dir / "locks" / f"{STAGE}-{key}.lock", f"AutoML point {sweep_task}/{budget.name}", log):
+    with exclusive(cache.root / "locks" / f"{STAGE}-{key}.lock", f"AutoML point {sweep_task}/{budget.name}", log):
         hit = cache.lookup(STAGE, key)
         if hit is not None:
             log.info("Reusing AutoML point %s/%s (same data, budget, search space and code)", sweep_task,

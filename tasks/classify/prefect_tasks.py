@@ -17,6 +17,7 @@ from tasks.classify import evaluate, images, models, train
 from tasks.classify.encoding import LabelEncoding
 from tasks.classify.house_labels import write_house_labels
 from tasks.classify.options import ClassifierOptions
+from tasks.core import storage
 from tasks.core.artifacts import publish
 from tasks.core.cache import Cache
 from tasks.core.files import atomic_write_json
@@ -73,7 +74,7 @@ def train_classifier_task(cache_dir: Path, labelled: images.LabelledImages, opti
     log = get_run_logger()
     encoding = LabelEncoding.fit(labelled.table(labelled.label_columns), labelled.label_columns, options.kind,
                                  options.threshold)
-    folder = cache_dir / "classify" / classifier_key(labelled, options)
+    folder = storage.localized(Path(cache_dir)) / "classify" / classifier_key(labelled, options)
 
     def run() -> engine.TrainResult:
         atomic_write_json(folder / "labels.json", {**encoding.to_json(), "image_size": labelled.size,

@@ -10,6 +10,12 @@ A lookup checks every listed file's content, not only that it is there with its 
 deleted, truncated or damaged in place (a flipped bit, a partial copy over an old file) makes the
 entry damaged; it is reported in the log, removed and rebuilt, never returned. Parquet files carry
 page checksums too (`tasks.core.parquet`), so a page damaged after the lookup is caught on read.
+
+A cache on object storage (`--cache s3://bucket/prefix`) keeps the same entries in its local mirror
+(tasks.core.storage) and commits each one to the store without a rename: the data objects under a prefix of
+this writer's, then `_entry.json` last, created only if absent, so the first writer of a key wins and the
+other removes its objects. A lookup reads the remote `_entry.json` (one request) and downloads only what the
+mirror lacks, verified by sha256; a damaged remote entry is removed from the store and rebuilt.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from tasks.core import storage
 from tasks.core.faults import writing
 from tasks.core.hashing import file_sha256
 
@@ -69,10 +76,15 @@ def damage(folder: Path) -> str | None:
 class Cache:
     """`refresh=True` (--refresh-cache): lookups find nothing and writes replace the entries they rebuild."""
 
-    def __init__(self, root: Path, log: logging.Logger | logging.LoggerAdapter | None = None, refresh: bool = False):
-        self.root = Path(root)
+    def __init__(self, root: Path | str, log: logging.Logger | logging.LoggerAdapter | None = None,
+                 refresh: bool = False):
+        self.root = storage.localized(storage.working_path(root))  # a remote cache works in its mirror
+        self.remote = storage.remote_of(self.root)
         self.log = log or logging.getLogger(__name__)
         self.refresh = refresh
+
+    def _url(self, stage: str, key: str) -> str:
+        return storage.join(self.remote, stage, key)
 
     def entry_path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -83,6 +95,8 @@ class Cache:
 
     def _verified(self, stage: str, key: str) -> Path | None:
         path = self.entry_path(stage, key)
+        if self.remote is not None:
+            return self._fetched(stage, key)
         if not path.exists():
             return None
         problem = damage(path)
@@ -92,19 +106,35 @@ class Cache:
         self._remove(path)
         return None
 
+    def _fetched(self, stage: str, key: str) -> Path | None:
+        """A remote entry, brought into the mirror and verified; None when there is none (or it was damaged)."""
+        path = self.entry_path(stage, key)
+        manifest, problem = storage.fetch_committed(self._url(stage, key), path)
+        if manifest is None:
+            if problem is not None:
+                self.log.warning("Cache entry %s/%s is damaged (%s): removed, it will be rebuilt", stage, key[:12],
+                                 problem)
+            if path.exists():  # a mirror copy the store no longer holds is not an entry
+                self._remove(path)
+            return None
+        (path / ENTRY_FILE).write_text(json.dumps({"key": key, "files": manifest["files"]}, indent=1))
+        return path if damage(path) is None else None
+
     @contextlib.contextmanager
     def write(self, stage: str, key: str) -> Iterator[Path]:
         """Yield an empty temporary folder; on success it becomes the entry `stage/key`."""
         stage_dir = self.root / stage
-        with writing(f"--cache {self.root}", self.root):
+        with writing(f"--cache {storage.shown(self.root)}", self.root):
             stage_dir.mkdir(parents=True, exist_ok=True)
             self._sweep_abandoned(stage_dir)
             tmp = stage_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
             tmp.mkdir()
         try:
-            with writing(f"--cache {self.root}", self.root):
+            with writing(f"--cache {storage.shown(self.root)}", self.root):
                 yield tmp
                 self._commit(tmp, stage_dir, stage, key)
+            if self.remote is not None:
+                self._commit_remote(stage, key)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -122,6 +152,16 @@ class Cache:
                 raise
             else:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _commit_remote(self, stage: str, key: str) -> None:
+        """The entry's objects, then its listing, to the store; a twin committed first wins (its files then
+        replace this writer's in the mirror)."""
+        path = self.entry_path(stage, key)
+        files = json.loads((path / ENTRY_FILE).read_text())["files"]
+        if not storage.commit(path, self._url(stage, key), files, {"key": key}, replace=self.refresh):
+            self.log.info("Cache entry %s/%s was written by another run first: using that one", stage, key[:12])
+            if self._fetched(stage, key) is None:
+                raise RuntimeError(f"the cache entry {stage}/{key[:12]} committed by another run cannot be read")
 
     @staticmethod
     def _remove(path: Path) -> None:

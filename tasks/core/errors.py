@@ -16,9 +16,12 @@ class DataError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        from tasks.core.storage import shown  # a file in the mirror of object storage is shown by its URL
+
         where = ""
         if self.path is not None:
-            where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
+            place = shown(self.path)
+            where = f"{place}:{self.line}: " if self.line is not None else f"{place}: "
         return where + self.message
 
     def __reduce__(self):  # keep file and line when the error crosses a process boundary

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tasks.core.faults import writing
-
-STAGING = ".staging-"
+from tasks.core.storage import STAGING, final_path, publish_folder, remote_of, shown
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -141,7 +140,7 @@ def replacing_run_folder(target: Path, option: str = "--out") -> Iterator[Path]:
         target.mkdir(parents=True, exist_ok=True)
         yield target
         return
-    what = f"{option} {target}"
+    what, remote = f"{option} {shown(target)}", remote_of(target)
     with writing(what, target.parent):
         target.parent.mkdir(parents=True, exist_ok=True)
         _sweep_abandoned_runs(target)
@@ -150,15 +149,9 @@ def replacing_run_folder(target: Path, option: str = "--out") -> Iterator[Path]:
     try:
         with writing(what, staging):
             yield staging / target.name
+        if remote is not None:  # on object storage: objects first, the listing last (no rename there)
+            publish_folder(staging / target.name, remote)
         with writing(what, target.parent):
             _swap_in(staging / target.name, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def final_path(path: Path | str) -> Path:
-    """Where a file written into a staging run folder will be once its run succeeds (unchanged otherwise)."""
-    parts = list(Path(path).parts)
-    kept = [part for i, part in enumerate(parts) if not (
-        part.startswith(".") and STAGING in part and i + 1 < len(parts) and part[1:].split(STAGING)[0] == parts[i + 1])]
-    return Path(*kept)

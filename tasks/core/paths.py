@@ -1,6 +1,8 @@
 """Paths checked before any work: an input of the right kind that exists, an output where one can
 be written and that does not land inside the input data. Each problem is one DataError naming the
-option and the path; nothing is created by a check."""
+option and the path; nothing is created by a check. A location on object storage (a mirror path,
+tasks.core.storage) is checked against the store: an input is brought into its mirror, an output must be
+writable there (bucket, credentials, permissions, endpoint: one line each)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,21 @@ import os
 import tempfile
 from pathlib import Path
 
+from tasks.core import storage
 from tasks.core.errors import DataError
 
 
 def _problem(option: str, path: Path | str, text: str) -> DataError:
-    return DataError(f"{option} {path}: {text}")
+    return DataError(f"{option} {storage.shown(path)}: {text}")
 
 
 def check_input_folder(option: str, path: Path) -> None:
+    if remote := storage.remote_of(path):
+        storage.check_location(option, remote)
+        try:
+            storage.fetch_folder(remote)
+        except DataError as error:
+            raise _problem(option, path, error.message) from None
     if not path.exists():
         raise _problem(option, path, "no such folder")
     if not path.is_dir():
@@ -23,6 +32,12 @@ def check_input_folder(option: str, path: Path) -> None:
 
 
 def check_input_file(option: str, path: Path) -> None:
+    if remote := storage.remote_of(path):
+        storage.check_location(option, remote.rpartition("/")[0])
+        try:
+            storage.fetch_file(remote)
+        except DataError as error:
+            raise _problem(option, path, error.message) from None
     if not path.exists():
         raise _problem(option, path, "no such file")
     if path.is_dir():
@@ -50,6 +65,12 @@ def _check_writable_place(option: str, path: Path) -> None:
 
 def check_output_folder(option: str, path: Path, inputs: dict[str, Path] | None = None) -> None:
     """A folder to write into: absent (it will be created) or a folder; writable; outside every input."""
+    if remote := storage.remote_of(path):
+        for input_option, folder in (inputs or {}).items():
+            if (storage.remote_of(folder) or "") and remote.startswith(storage.remote_of(folder).rstrip("/") + "/"):
+                raise _problem(option, path, f"is inside the input data ({input_option} {storage.shown(folder)})")
+        storage.check_location(option, remote, write=True)
+        return
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise _problem(option, path, "is a file; give a folder")
@@ -69,6 +90,12 @@ def check_run_folder(option: str, path: Path, inputs: dict[str, Path] | None = N
     """A run's output folder: as `check_output_folder`, and when it holds files, they are a run's (a run
     replaces its folder as a whole, so it never takes over a folder of other files)."""
     check_output_folder(option, path, inputs)
+    if remote := storage.remote_of(path):
+        names = {name.split("/")[0] for name in storage.listing(remote)}
+        if names and not names & (RUN_FOLDER_FILES | {storage.MANIFEST}):
+            raise _problem(option, path, f"holds objects that no run wrote (no {RUN_FILE}); a run replaces its output "
+                                         "folder as a whole, so give a new or empty prefix")
+        return
     path = Path(path).expanduser()
     if path.is_dir() and any(path.iterdir()) and not any((path / name).exists() for name in RUN_FOLDER_FILES):
         raise _problem(option, path, f"holds files that no run wrote (no {RUN_FILE}); a run replaces its output "

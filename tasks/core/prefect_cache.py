@@ -18,6 +18,7 @@ Prefect's `refresh_cache` / `PREFECT_TASKS_REFRESH_CACHE`), so the stages skip t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.serializers import Serializer
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
+
+from tasks.core import storage
 
 RESULTS_FOLDER = "prefect-results"
 SERIALIZER = "house-pipeline-json"
@@ -93,16 +96,36 @@ class PlainJSON(Serializer):
         return _decode(json.loads(blob))
 
 
-def _record_path(storage: Any, key: str) -> Path | None:
-    basepath = getattr(storage, "basepath", None)
-    return None if basepath is None else Path(basepath).expanduser() / key
+def _record_path(result_storage: Any, key: str) -> Path | str | None:
+    """The record's local path, or its URL when the results are on object storage."""
+    basepath = getattr(result_storage, "basepath", None)
+    if basepath is None:
+        return None
+    return storage.join(str(basepath), key) if "://" in str(basepath) else Path(basepath).expanduser() / key
 
 
-def _readable_record(path: Path) -> bool:
+def _record_bytes(record: Path | str) -> bytes | None:
+    if isinstance(record, str):
+        return storage.read_bytes(record)
+    try:
+        return record.read_bytes()
+    except OSError:
+        return None
+
+
+def _forget_record(record: Path | str) -> None:
+    if isinstance(record, str):
+        if storage.read_bytes(record) is not None:
+            storage.remove([record])
+    else:
+        record.unlink(missing_ok=True)
+
+
+def _readable_record(record: Path | str) -> bool:
     """A record written by PlainJSON; anything else (another serializer, a broken file) is not read."""
     try:
-        return json.loads(path.read_bytes())["metadata"]["serializer"]["type"] == SERIALIZER
-    except (OSError, ValueError, KeyError, TypeError):
+        return json.loads(_record_bytes(record))["metadata"]["serializer"]["type"] == SERIALIZER
+    except (ValueError, KeyError, TypeError):
         return False
 
 
@@ -120,18 +143,37 @@ class ContentKey(CachePolicy):
             log.debug("No cache key for %s: %s", task_ctx.task.name, error)
             return None
         record = _record_path(task_ctx.result_store.result_storage, key)
-        if record is None:  # not a local folder: cannot forget a stale record, so never claim a hit
+        if record is None:  # storage without a basepath: cannot forget a stale record, so never claim a hit
             return None
         if not complete or not _readable_record(record):
-            record.unlink(missing_ok=True)
+            _forget_record(record)
         return key
 
 
 def with_results_in(task: Any, cache_dir: Path, refresh: bool = False) -> Any:
     """The task with its results stored under the cache folder (call sites know the folder); `refresh`
-    (--refresh-cache) sets Prefect's refresh_cache, so it runs and `refreshing()` is true inside."""
-    return task.with_options(result_storage=Path(cache_dir).resolve() / RESULTS_FOLDER,
-                             refresh_cache=True if refresh else None)
+    (--refresh-cache) sets Prefect's refresh_cache, so it runs and `refreshing()` is true inside. A cache on
+    object storage keeps them there too, through a saved RemoteFileSystem block (its endpoint and
+    credentials come from the environment, never from the block), so any worker sees them."""
+    remote = storage.remote_of(cache_dir)
+    where = results_block(storage.join(remote, RESULTS_FOLDER)) if remote else \
+        Path(cache_dir).resolve() / RESULTS_FOLDER
+    return task.with_options(result_storage=where, refresh_cache=True if refresh else None)
+
+
+def results_block(basepath: str) -> str:
+    """The slug of a saved RemoteFileSystem block for `basepath` (saved once per process and API)."""
+    from prefect.filesystems import RemoteFileSystem
+    from prefect.settings import PREFECT_API_URL
+
+    name = "house-pipeline-results-" + hashlib.sha256(basepath.encode()).hexdigest()[:12]
+    if (PREFECT_API_URL.value(), name) not in _SAVED_BLOCKS:
+        RemoteFileSystem(basepath=basepath, settings={}).save(name, overwrite=True)
+        _SAVED_BLOCKS.add((PREFECT_API_URL.value(), name))
+    return f"remote-file-system/{name}"
+
+
+_SAVED_BLOCKS: set[tuple[str | None, str]] = set()  # blocks saved by this process
 
 
 def cached(name: str, entry: Callable[[dict[str, Any]], tuple[str, bool]]) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.core.files import atomic_copy, atomic_write_bytes, atomic_write_json, final_path
+from tasks.core.files import atomic_copy, atomic_write_bytes, atomic_write_json
 from tasks.core.images import read_image
+from tasks.core.storage import shown
 from tasks.core.tables import markdown_table
 from tasks.dnn.images import contact_sheet, write_timing
 from tasks.dnn.net import read_net
@@ -56,4 +57,4 @@ def colorizer_report(entry: Path, held_out: list[Path], size: int, out: Path) ->
     summary += "\n![held-out photos: original and colorized](contact_sheet.png)\n"
     atomic_write_bytes(out / "quality.md", f"{summary}\n{table}\n".encode())
     kept = {key: value for key, value in result.items() if key != "per_photo"}
-    return kept | {"model": str(final_path(out / "colorizer.onnx"))}, summary
+    return kept | {"model": shown(out / "colorizer.onnx")}, summary

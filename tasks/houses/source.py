@@ -1,4 +1,6 @@
-"""Where the houses come from: a local Houses-format folder, or a URL of a zip file holding one.
+"""Where the houses come from: a local Houses-format folder, a folder on object storage
+(`s3://bucket/houses`, copied into the local mirror and again only when an object changed: tasks.core.storage),
+or a URL of a zip file holding one.
 
 A URL is downloaded once into the cache (`downloads/<sha256 of the URL>/`), with a progress
 bar on stderr, checked (a readable zip whose members stay inside the folder and that holds an
@@ -11,6 +13,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from tasks.core import storage
 from tasks.core.cache import Cache
 from tasks.core.download import download_file, is_url
 from tasks.core.errors import DataError
@@ -44,7 +47,10 @@ def dataset_root(folder: Path, origin: str) -> Path:
 
 
 def resolve_data_source(source: str, cache: Cache, timeout: float = 60.0) -> Path:
-    """A local folder as it is; a URL downloaded and unpacked once into the cache."""
+    """A local folder as it is; a folder on object storage in its mirror; a URL downloaded and unpacked once
+    into the cache."""
+    if storage.is_remote(source):
+        return storage.fetch_folder(source)
     if not is_url(source):
         folder = Path(source).expanduser()
         if not folder.is_dir():

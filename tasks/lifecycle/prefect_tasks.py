@@ -16,9 +16,10 @@ from prefect.runtime import deployment, flow_run
 from tasks.core import parquet
 from tasks.core.artifacts import artifact_key, publish_markdown
 from tasks.core.errors import DataError
-from tasks.core.files import atomic_copy, atomic_write_bytes, atomic_write_json, final_path
+from tasks.core.files import atomic_copy, atomic_write_bytes, atomic_write_json
 from tasks.core.hashing import file_sha256
 from tasks.core.prefect_cache import cached, refreshing
+from tasks.core.storage import shown
 from tasks.houses.dataset import Dataset
 from tasks.houses.ingest import ATTRIBUTE_COLUMNS
 from tasks.lifecycle import gate, outbox, registry, scoring, tracking, validation
@@ -203,4 +204,4 @@ def write_scores_task(predictions: Path, out: Path) -> dict:
     create_table_artifact(table.head(50).to_dict(orient="records"), key="scores",
                           description=f"Predicted prices (model version {int(table['model_version'].iloc[0])})")
     return {"houses": len(table), "version": int(table["model_version"].iloc[0]),
-            "parquet": str(final_path(out / "predictions.parquet")), "csv": str(final_path(out / "predictions.csv"))}
+            "parquet": shown(out / "predictions.parquet"), "csv": shown(out / "predictions.csv")}

@@ -16,11 +16,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.core import storage
 from tasks.core.artifacts import publish, publish_markdown
-from tasks.core.files import final_path
 from tasks.core.hashing import code_version, digest
 from tasks.core.prefect_cache import cached, refreshing
 from tasks.core.splits import kfold_rows
+from tasks.core.storage import shown
 from tasks.houses.dataset import Dataset
 from tasks.price import data, evaluate, gbm, leaderboard, models, train
 from tasks.price.options import PriceOptions
@@ -39,7 +40,7 @@ def training_key(dataset: Dataset, options: PriceOptions, rows: np.ndarray | Non
 
 
 def training_folder(cache_dir: Path, dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None) -> Path:
-    return Path(cache_dir) / "train" / training_key(dataset, options, rows)
+    return storage.localized(Path(cache_dir)) / "train" / training_key(dataset, options, rows)
 
 
 def train_or_reuse(cache_dir: Path, dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None,
@@ -100,7 +101,7 @@ def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOp
                                               cv_folds)
     publish(report)
     get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%); report: %s", metrics["mape_mean"],
-                          metrics["baseline"]["mape_mean"], final_path(out.resolve() / "report.md"))
+                          metrics["baseline"]["mape_mean"], shown(out.resolve() / "report.md"))
     if metrics["warning"]:
         get_run_logger().warning("This model is worse than no model: %s. Try other seeds, --ensemble N or another "
                                  "strategy", metrics["warning"])
