@@ -6,39 +6,32 @@ import itertools
 from datetime import datetime
 
 from prefect import flow
+from prefect.context import get_run_context
 
 from flows.config import CompareConfig
 from flows.preprocess import preprocess_flow
 from flows.run_folder import staged
 from flows.train import data_info
+from tasks.core.cluster import cluster_task_runner
 from tasks.core.prefect_cache import with_results_in
-from tasks.core.runners import StoppingThreadPoolTaskRunner
 from tasks.houses.dataset import Dataset
 from tasks.lifecycle.prefect_tasks import record_run_task
+from tasks.price.options import PriceOptions
 from tasks.price.prefect_tasks import evaluate_task, gbm_baseline_task, leaderboard_task, train_task
 
 
 @flow(name="compare-configurations",
       flow_run_name=lambda: f"compare-configurations-{datetime.now():%Y%m%d-%H%M%S}")
-def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> list[dict]:
-    """Train + evaluate each strategy x trainer on this flow's task runner. Every training is submitted
-    before any evaluation: an evaluation waits for its training inside a worker thread, so submitted in
-    between they would hold the threads and the trainings would run one after another."""
-    configurations = [(strategy, trainer, config.training_options(strategy, trainer))
-                      for strategy, trainer in itertools.product(config.strategies, config.trainers)]
-    # Worker threads: Prefect cannot enforce a task timeout there (it would only warn); --time-limit is
-    # enforced inside training instead.
+def configurations_flow(config: CompareConfig, dataset: Dataset, configurations: list[PriceOptions]) -> list[tuple]:
+    """Train each configuration on this flow's task runner: `max_parallel` threads of this process, or the
+    workers of a Dask cluster (a training per worker process, each with its share of the cores)."""
+    # Worker threads and processes: Prefect cannot enforce a task timeout there (it would only warn);
+    # --time-limit is enforced inside training instead.
     train = with_results_in(train_task, config.cache, config.refresh_cache).with_options(timeout_seconds=None)
-    trained = [train.submit(config.cache, dataset, options, None) for *_, options in configurations]
-    runs = [(f"{strategy}/{trainer}", evaluate_task.submit(future, dataset, options,
-                                                           config.out / f"{strategy}-{trainer}", info, None))
-            for (strategy, trainer, options), future in zip(configurations, trained)]
-    for future in trained:  # a training that failed (or hit --time-limit) is the run's error, not its
-        future.wait()       # evaluation left waiting for it
-    for future in trained:
-        future.result()
-    return [{"name": name, **future.result(), "history": trained_future.result()[1]["history"]}
-            for (name, future), trained_future in zip(runs, trained)]
+    trained = [train.submit(config.cache, dataset, options, None) for options in configurations]
+    for future in trained:  # every training ends before the first error is raised: none is left running
+        future.wait()
+    return [future.result() for future in trained]
 
 
 @flow(name="compare", flow_run_name=lambda: f"compare-{datetime.now():%Y%m%d-%H%M%S}")
@@ -49,8 +42,14 @@ def compare_flow(config: CompareConfig) -> list[dict]:
     with staged(config) as config:
         preprocessed = preprocess_flow(config.preprocess_config())
         info = data_info(config, preprocessed.summary)
-        runner = StoppingThreadPoolTaskRunner(max_workers=config.max_parallel)
-        rows = configurations_flow.with_options(task_runner=runner)(config, preprocessed.dataset, info)
+        names = [f"{strategy}/{trainer}" for strategy, trainer in itertools.product(config.strategies, config.trainers)]
+        configurations = [config.training_options(*name.split("/")) for name in names]
+        runner = cluster_task_runner(config.workers, config.dask_address, get_run_context().client.api_url,
+                                     threads=config.max_parallel)
+        trained = configurations_flow.with_options(task_runner=runner)(config, preprocessed.dataset, configurations)
+        rows = [{"name": name, **evaluate_task(done, preprocessed.dataset, options,
+                                               config.out / name.replace("/", "-"), info, None),
+                 "history": done[1]["history"]} for name, options, done in zip(names, configurations, trained)]
         tags = {"dataset.cache_key": preprocessed.dataset.folder.name, "compare": config.out.name}
         for row in rows:  # one MLflow run per configuration, tagged with the compare run
             folder = config.out / row["name"].replace("/", "-")

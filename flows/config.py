@@ -68,13 +68,31 @@ class DataOptions(BaseModel):
     on_bad_house: Literal["fail", "skip"] = Field("fail", description="On a house with a bad line "
                                                   "or photo: stop with an error, or leave it out and "
                                                   "list it in the summary.")
+    workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
+                                "and run the parallel work on it: montage shards, trainings of compare and of "
+                                "--cv folds, sweep points (each worker gets its share of the cores).")
+    dask_address: str | None = Field(None, description="Run the parallel work on an existing Dask cluster "
+                                     "(tcp://HOST:PORT of its scheduler); its workers need this package and the same "
+                                     "--data and --cache (shared folders or object storage).")
+
+    @model_validator(mode="after")
+    def _one_cluster(self):
+        if self.workers and self.dask_address:
+            raise ValueError("give --workers (a local cluster) or --dask-address (an existing one), not both")
+        return self
 
     def data_inputs(self) -> dict[str, Path]:
         """The input folders nothing may be written into: --data when it is a local folder."""
         return {} if is_url(self.data) else {"--data": storage.working_path(self.data).expanduser()}
 
     def check_paths(self) -> None:
-        """Every path option, before any work (see tasks.core.paths)."""
+        """Every path option and the Dask cluster, before any work (see tasks.core.paths)."""
+        if self.workers or self.dask_address:
+            require_extra("dask", "distributed", "prefect_dask")
+        if self.dask_address:
+            from tasks.core.cluster import check_dask_scheduler
+
+            check_dask_scheduler(self.dask_address)
         for option, folder in self.data_inputs().items():
             if "data" not in self.model_fields_set:
                 check_default_data(option, folder)
@@ -204,10 +222,6 @@ class SweepConfig(RunOptions):
                                   "budget) as its first trial: the point keeps it unless AutoKeras finds better.")
     hand_built: bool = Field(True, description="Also train (or reuse) the train flow's default model for each "
                              "regression task and show it in the leaderboard.")
-    workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
-                                "and run the budget points on it.")
-    dask_address: str | None = Field(None, description="Run the budget points on an existing Dask cluster "
-                                     "(tcp://HOST:PORT of its scheduler).")
     threads_per_point: int | None = Field(None, ge=1, le=256, description="TensorFlow threads per point on Dask "
                                           "workers (default: CPU cores / workers on a local cluster).")
 
@@ -218,8 +232,6 @@ class SweepConfig(RunOptions):
         """Everything that can be checked before any search: the optional dependencies this sweep needs,
         the paths, the budgets, the classify image folder and the Dask scheduler."""
         require_extra("automl", "autokeras", "keras_tuner")
-        if self.workers or self.dask_address:
-            require_extra("dask", "distributed", "prefect_dask")
         super().check_paths()
         if self.classify_data is not None:
             paths.check_input_folder("--classify-data", self.classify_data)
@@ -229,21 +241,11 @@ class SweepConfig(RunOptions):
             from tasks.automl.data import scan_image_folder
 
             scan_image_folder(self.classify_data)
-        if self.dask_address:
-            from tasks.automl.cluster import check_dask_scheduler
-
-            check_dask_scheduler(self.dask_address)
 
     def search_space(self) -> SearchSpace:
         return SearchSpace(image_block=self.image_block, tuner=self.tuner, seed=self.seed,
                            validation_fraction=self.validation_fraction, patience=self.patience,
                            hand_built_seed=self.hand_built_seed)
-
-    @model_validator(mode="after")
-    def _one_cluster(self) -> SweepConfig:
-        if self.workers and self.dask_address:
-            raise ValueError("give --workers (a local cluster) or --dask-address (an existing one), not both")
-        return self
 
 
 class ScoreConfig(TrackingOptions):

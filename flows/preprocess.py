@@ -1,21 +1,31 @@
-"""The preprocess flow: resolve data -> ingest -> filter -> montages -> dataset -> outputs."""
+"""The preprocess flow: resolve data -> ingest -> filter -> montages -> dataset -> outputs. With a Dask
+cluster (`workers` / `dask_address`) the montage shards are built there, in batches mapped over its workers
+(the `montage-shards` subflow); without one, in this process, as a single cached task."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 
-from prefect import flow
+import pandas as pd
+from prefect import flow, unmapped
+from prefect.context import get_run_context
 
 from flows.config import PreprocessConfig, run_parameter
 from flows.run_folder import staged
+from tasks.core.cluster import cluster_task_runner
 from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Preprocessed, summarize
+from tasks.houses.montages import Montages
 from tasks.houses.prefect_tasks import (
+    collect_montages_task,
     dataset_task,
     filter_task,
     ingest_task,
+    montage_shards_task,
     montages_task,
+    plan_shards_task,
     resolve_data_task,
     write_outputs_task,
 )
@@ -24,6 +34,17 @@ from tasks.houses.prefect_tasks import (
 def _run_name() -> str:
     data = run_parameter("data", "data")
     return f"preprocess-{str(data).rstrip('/').rsplit('/', 1)[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="montage-shards", flow_run_name=lambda: f"montage-shards-{datetime.now():%Y%m%d-%H%M%S}")
+def montage_shards_flow(config: PreprocessConfig, data_dir: Path, kept: pd.DataFrame) -> Montages:
+    """The montage shards in batches on this flow's task runner (a Dask cluster's workers)."""
+    batches = plan_shards_task(kept, config.tile_size, config.workers or 2)
+    build = with_results_in(montage_shards_task, config.cache, config.refresh_cache)
+    built = build.map(unmapped(config.cache), unmapped(data_dir), [groups for groups, _ in batches],
+                      [keys for _, keys in batches], unmapped(config.tile_size), unmapped(config.on_bad_house),
+                      list(range(1, len(batches) + 1)))
+    return collect_montages_task(config.cache, kept, config.tile_size, config.on_bad_house, built.result())
 
 
 @flow(name="preprocess", flow_run_name=_run_name)
@@ -37,7 +58,11 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
         kept = filter_task(ingested.houses, config.min_houses_per_zip)
         build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
                                          for t in (montages_task, dataset_task))
-        built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
+        if config.workers or config.dask_address:
+            runner = cluster_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
+            built = montage_shards_flow.with_options(task_runner=runner)(config, data_dir, kept)
+        else:
+            built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
         summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset)
         summary["seconds"] = round(time.perf_counter() - started, 3)

@@ -22,10 +22,10 @@ from flows.config import SweepConfig
 from flows.preprocess import preprocess_flow
 from flows.run_folder import staged
 from flows.train import data_info
-from tasks.automl.cluster import points_task_runner
 from tasks.automl.options import HAND_BUILT, Budget
 from tasks.automl.point import PointData, hand_built_row
 from tasks.automl.prefect_tasks import automl_point_task, automl_search_task, sweep_leaderboard_task
+from tasks.core.cluster import cluster_task_runner
 from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Preprocessed
 from tasks.lifecycle.prefect_tasks import record_run_task
@@ -78,7 +78,7 @@ def sweep_flow(config: SweepConfig) -> list[dict]:
     """AutoKeras sweep over budgets; leaderboard under `config.out`."""
     config.check_paths()  # the command line checked before the flow started; deployments are checked here
     budgets = config.budget_points()
-    runner = points_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
+    runner = cluster_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
     tracker = config.tracker()  # an unreachable store stops the run here, before any search
     with staged(config) as config:
         preprocessed = preprocess_flow(config.preprocess_config())

@@ -6,25 +6,43 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow
+from prefect import flow, unmapped
+from prefect.context import get_run_context
 from prefect.states import Completed
 
 from flows.config import RunOptions, TrainConfig, run_parameter
 from flows.preprocess import preprocess_flow
 from flows.run_folder import staged
+from tasks.core.cluster import cluster_task_runner
 from tasks.core.prefect_cache import with_results_in
+from tasks.houses.dataset import Dataset
 from tasks.lifecycle.prefect_tasks import (
     manifest_sha256,
     promotion_gate_task,
     record_run_task,
     validate_data_task,
 )
-from tasks.price.prefect_tasks import cross_validate_task, evaluate_task, price_code_version, train_task
+from tasks.price.options import PriceOptions
+from tasks.price.prefect_tasks import (
+    cross_validate_fold_task,
+    cross_validate_task,
+    evaluate_task,
+    price_code_version,
+    train_task,
+)
 
 
 def _run_name() -> str:
     data = str(run_parameter("data")).rstrip("/").rsplit("/", 1)[-1]
     return f"train-{run_parameter('strategy')}-{run_parameter('trainer')}-{data}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="cross-validate-folds", flow_run_name=lambda: f"cross-validate-folds-{datetime.now():%Y%m%d-%H%M%S}")
+def cv_folds_flow(config: TrainConfig, dataset: Dataset, options: PriceOptions) -> list[dict]:
+    """Each fold of --cv as a task on this flow's task runner (a Dask cluster's workers)."""
+    fold = with_results_in(cross_validate_fold_task, config.cache, config.refresh_cache)
+    return fold.map(unmapped(config.cache), unmapped(dataset), unmapped(options), unmapped(config.cv),
+                    list(range(config.cv))).result()
 
 
 @flow(name="train", flow_run_name=_run_name)
@@ -40,7 +58,12 @@ def train_flow(config: TrainConfig):
         train, cross_validate = (with_results_in(t, config.cache, config.refresh_cache)
                                  for t in (train_task, cross_validate_task))
         trained = train(config.cache, dataset, options, progress_key="train-progress")
-        folds = cross_validate(config.cache, dataset, options, config.cv) if config.cv else None
+        folds = None
+        if config.cv and (config.workers or config.dask_address):  # the folds as tasks on the cluster
+            runner = cluster_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
+            folds = cv_folds_flow.with_options(task_runner=runner)(config, dataset, options)
+        elif config.cv:
+            folds = cross_validate(config.cache, dataset, options, config.cv)
         metrics = evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
         tags = {"data.manifest_sha256": manifest_sha256(config.out), "dataset.cache_key": dataset.folder.name,
                 "code.version": price_code_version()[:12], "strategy": options.strategy}

@@ -252,6 +252,17 @@ def fetch_folder(url: str) -> Path:
     return local
 
 
+def fetch_files(url: str, names: Iterable[str]) -> Path:
+    """The named objects under `url` that its mirror lacks, downloaded (a worker on another machine fetching
+    the inputs of its share of the work); the mirror folder."""
+    local = working_path(url)
+    missing = [name for name in dict.fromkeys(names) if not (local / name).is_file()]
+    if missing:
+        fs, _ = filesystem(url)
+        fs.get([filesystem(join(url, n))[1] for n in missing], [str(local / n) for n in missing])
+    return local
+
+
 def fetch_file(url: str) -> Path:
     """The mirror of one object (downloaded again only when changed)."""
     parent, _, name = url.rstrip("/").rpartition("/")

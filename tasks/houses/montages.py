@@ -51,6 +51,18 @@ class Montages:
         return dataclasses.replace(self, computed=0, reused=self.computed + self.reused)
 
 
+@cacheable
+@dataclass
+class ShardBatch:
+    """What one batch of shards on a cluster worker did: how many shards it built."""
+
+    built: int
+
+    def replayed(self) -> ShardBatch:
+        """Read back from Prefect's cache: nothing was built in this run."""
+        return ShardBatch(0)
+
+
 def _shard_key(shard: pd.DataFrame, tile_size: int, version: str) -> str:
     photos = shard[["house", *(f"sha_{k}" for k in PHOTO_KINDS)]].to_numpy().tolist()
     return digest(STAGE, version, tile_size, photos)
@@ -88,25 +100,11 @@ def montages_entry(cache: Cache, houses: pd.DataFrame, tile_size: int, on_bad_ho
     return digest(STAGE, keys, on_bad_house), all(cache.lookup(STAGE, key) is not None for key in keys)
 
 
-def build_montages(
-    cache: Cache,
-    data_dir: Path,
-    houses: pd.DataFrame,
-    tile_size: int,
-    on_bad_house: OnBadHouse = "fail",
-    workers: int | None = None,
-    log: logging.Logger | logging.LoggerAdapter | None = None,
-) -> Montages:
-    """Build (or reuse) the montage shards of `houses` (an Ingested.houses frame)."""
-    log = log or logging.getLogger(__name__)
-    workers = workers or os.cpu_count() or 1
-    groups, keys = shard_plan(houses, tile_size)
-    found = {key: cache.lookup(STAGE, key) for key in keys}
-    todo = [(group, key) for group, key in zip(groups, keys) if found[key] is None]
+def build_shards(cache: Cache, data_dir: Path, todo: list[tuple[pd.DataFrame, str]], tile_size: int,
+                 on_bad_house: OnBadHouse, workers: int, log: logging.Logger | logging.LoggerAdapter) -> None:
+    """Build the shards `todo` ((houses, key) pairs) one after another, `workers` photos at a time, each
+    written to the cache as it is done (a bad photo stops the batch unless on_bad_house is skip)."""
     total = sum(len(group) for group, _ in todo)
-    if todo:
-        log.info("Building montages of %d houses in %d shard(s), %d reused, %d threads",
-                 total, len(todo), len(keys) - len(todo), workers)
     done, started, problems = 0, time.perf_counter(), []
     last_report = started
     with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV releases the GIL
@@ -118,22 +116,60 @@ def build_montages(
                 raise DataErrors(problems, SKIP_HINT)
             with cache.write(STAGE, key) as folder:
                 _write_shard(folder, results)
-            found[key] = cache.entry_path(STAGE, key)
             done += len(group)
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS or done == total:
                 last_report = now
                 log.info("Montages: %d/%d houses (%.0f houses/s)", done, total, done / (now - started))
+
+
+def collect_montages(cache: Cache, houses: pd.DataFrame, tile_size: int, on_bad_house: OnBadHouse,
+                     computed: int, known: dict[str, Path] | None = None) -> Montages:
+    """The stage's result once every shard is in the cache (`computed`: how many this run built; `known`:
+    entries already looked up)."""
+    _, keys = shard_plan(houses, tile_size)
+    known = known or {}
+    found = {key: known.get(key) or cache.lookup(STAGE, key) for key in keys}
+    missing = [key for key, entry in found.items() if entry is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} montage shard(s) are not in the cache after they were built")
     failed = [item for key in keys for item in json.loads((found[key] / "failed.json").read_text())]
     if failed and on_bad_house == "fail":  # failures cached by an earlier skip-mode run
         raise DataErrors([DataError(item["reason"]) for item in failed], SKIP_HINT)
-    return Montages(
-        tile_size=tile_size,
-        shards=[found[key] / "montages.parquet" for key in keys],
-        failed=failed,
-        computed=len(todo),
-        reused=len(keys) - len(todo),
-    )
+    return Montages(tile_size=tile_size, shards=[found[key] / "montages.parquet" for key in keys], failed=failed,
+                    computed=computed, reused=len(keys) - computed)
+
+
+def shard_batches(houses: pd.DataFrame, tile_size: int, workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
+    """The shards in batches for a cluster: about four batches per worker (a task's bookkeeping costs about
+    what a shard does), at most 32 shards each."""
+    groups, keys = shard_plan(houses, tile_size)
+    size = max(1, min(32, -(-len(groups) // (4 * workers))))
+    return [(groups[i:i + size], keys[i:i + size]) for i in range(0, len(groups), size)]
+
+
+def build_montages(
+    cache: Cache,
+    data_dir: Path,
+    houses: pd.DataFrame,
+    tile_size: int,
+    on_bad_house: OnBadHouse = "fail",
+    workers: int | None = None,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> Montages:
+    """Build (or reuse) the montage shards of `houses` (an Ingested.houses frame) in this process."""
+    log = log or logging.getLogger(__name__)
+    workers = workers or os.cpu_count() or 1
+    groups, keys = shard_plan(houses, tile_size)
+    found = {key: cache.lookup(STAGE, key) for key in keys}
+    todo = [(group, key) for group, key in zip(groups, keys) if found[key] is None]
+    if todo:
+        log.info("Building montages of %d houses in %d shard(s), %d reused, %d threads",
+                 sum(len(group) for group, _ in todo), len(todo), len(keys) - len(todo), workers)
+    build_shards(cache, data_dir, todo, tile_size, on_bad_house, workers, log)
+    built = {key: cache.entry_path(STAGE, key) for _, key in todo}
+    return collect_montages(cache, houses, tile_size, on_bad_house, len(todo),
+                            {key: entry for key, entry in found.items() if entry is not None} | built)
 
 
 def iter_montages(shards: list[Path], tile_size: int) -> Iterator[tuple[int, np.ndarray]]:

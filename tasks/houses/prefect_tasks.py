@@ -9,6 +9,7 @@ would hash a path's string, not the file). Data moves between tasks as file path
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +17,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.core import storage
 from tasks.core.cache import Cache
 from tasks.core.download import TransientDownloadError
 from tasks.core.errors import DataError
 from tasks.core.files import atomic_copy, atomic_write_json
+from tasks.core.hashing import digest
 from tasks.core.prefect_cache import cached, refreshing
 from tasks.houses import encoders, ingest, montages
 from tasks.houses.dataset import STAGE as DATASET_STAGE
@@ -80,6 +83,46 @@ def montages_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame, tile_si
                                      log=log)
     log.info("Montage shards: %d built, %d reused from the cache", result.computed, result.reused)
     return result
+
+
+def _shard_batch_entry(inputs: dict) -> tuple[str, bool]:
+    cache = Cache(inputs["cache_dir"])
+    return (digest(montages.STAGE, inputs["keys"], inputs["on_bad_house"]),
+            all(cache.lookup(montages.STAGE, key) is not None for key in inputs["keys"]))
+
+
+@task(**cached("build-montage-shards", _shard_batch_entry), task_run_name="montage-shards-{number}",
+      timeout_seconds=6 * 3600)
+def montage_shards_task(cache_dir: Path, data_dir: Path, groups: list[pd.DataFrame], keys: list[str], tile_size: int,
+                        on_bad_house: ingest.OnBadHouse, number: int) -> montages.ShardBatch:
+    """One batch of montage shards on a cluster worker, each read from the data and written to the cache as it
+    is done; how many it built. The worker's share of the cores decodes the photos."""
+    log = get_run_logger()
+    cache = Cache(cache_dir, log, refreshing())
+    data_dir = storage.localized(data_dir)
+    todo = [(group, key) for group, key in zip(groups, keys) if cache.lookup(montages.STAGE, key) is None]
+    if remote := storage.remote_of(data_dir):  # a worker elsewhere: the photos it needs, into its mirror
+        storage.fetch_files(remote, [name for group, _ in todo for kind in ingest.PHOTO_KINDS
+                                     for name in group[f"photo_{kind}"]])
+    threads = int(os.environ.get("HOUSE_PIPELINE_THREADS") or os.cpu_count() or 1)
+    montages.build_shards(cache, data_dir, todo, tile_size, on_bad_house, threads, log)
+    return montages.ShardBatch(len(todo))
+
+
+@task(name="collect-montages", cache_policy=NO_CACHE)
+def collect_montages_task(cache_dir: Path, houses: pd.DataFrame, tile_size: int, on_bad_house: ingest.OnBadHouse,
+                          built: list[montages.ShardBatch]) -> montages.Montages:
+    """The montage stage's result once every shard batch is done."""
+    result = montages.collect_montages(Cache(cache_dir, get_run_logger()), houses, tile_size, on_bad_house,
+                                       sum(batch.built for batch in built))
+    get_run_logger().info("Montage shards: %d built, %d reused from the cache", result.computed, result.reused)
+    return result
+
+
+@task(name="plan-montage-shards", cache_policy=NO_CACHE)
+def plan_shards_task(houses: pd.DataFrame, tile_size: int, workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
+    """The montage shards in batches, about four per worker."""
+    return montages.shard_batches(houses, tile_size, workers)
 
 
 @task(**cached("build-dataset", _dataset_entry))

@@ -92,6 +92,21 @@ def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions
     return results
 
 
+def _fold_entry(inputs: dict) -> tuple[str, bool]:
+    fit_rows, _ = _fold_rows(inputs["dataset"], inputs["options"], inputs["k"])[inputs["fold"]]
+    folder = training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
+    return digest("cross-validate-fold", folder.name), finished_training(folder)[0] is not None
+
+
+@task(**cached("cross-validate-fold", _fold_entry), timeout_seconds=24 * 3600, tags=["training"],
+      task_run_name="cross-validate-fold-{fold}")
+def cross_validate_fold_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int, fold: int) -> dict:
+    """One fold of K-fold CV (on a cluster worker): train on the other folds' houses, metrics on this one's."""
+    fit_rows, held_out = _fold_rows(dataset, options, k)[fold]
+    folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
+    return evaluate.fold_metrics(folder / "model.keras", dataset, options, held_out)
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOptions, out: Path,
                   data_info: dict, cv_folds: list[dict] | None) -> dict:

@@ -272,7 +272,7 @@ def test_sweep_runs_points_on_a_local_dask_cluster(run_cli, prefect_api, tiny, t
 def test_sweep_on_an_existing_dask_scheduler(run_cli, prefect_api, tiny, tmp_path):
     """A real `dask scheduler` started here: refused while it has no workers, then the points run on its two
     worker processes, in parallel, and report to this API."""
-    from tasks.automl.cluster import check_dask_scheduler
+    from tasks.core.cluster import check_dask_scheduler
 
     data, _ = tiny
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

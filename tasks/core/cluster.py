@@ -1,0 +1,58 @@
+"""Where a flow's parallel work runs (montage shards, trainings, CV folds, AutoML points): in the flow's
+process, on a local Dask cluster (`--workers N`), or on an existing one (`--dask-address`), through
+prefect-dask's DaskTaskRunner (imported only when a cluster is asked for). Each worker process gets its share
+of the cores for TensorFlow and OpenCV (`threads_per_worker`), so two trainings never fight over one core."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from tasks.core.errors import DataError
+from tasks.core.extras import require_extra
+
+
+def check_dask_scheduler(address: str) -> int:
+    """The number of workers of the scheduler at `address`; a clear DataError if none answers."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout="5s") as client:
+            workers = len(client.scheduler_info()["workers"])
+    except (OSError, TimeoutError, ValueError) as error:
+        raise DataError(f"no Dask scheduler answers at {address!r} ({type(error).__name__}: {error}); start one "
+                        f"with `dask scheduler` and workers with `dask worker {address}`") from error
+    if workers == 0:
+        raise DataError(f"the Dask scheduler at {address!r} has no workers; start some with `dask worker {address}`")
+    return workers
+
+
+def threads_per_worker(workers: int | None) -> int | None:
+    """The cores each worker process of a local cluster may use (None: no cluster, use them all)."""
+    return max(1, (os.cpu_count() or 1) // workers) if workers else None
+
+
+def cluster_task_runner(workers: int | None, dask_address: str | None, api_url: str | None, threads: int = 1):
+    """A task runner: `threads` worker threads in this process without a cluster, else a Dask cluster's.
+    Workers of a local cluster report their task runs to `api_url` (also a temporary server's, which they
+    would not find on their own) and limit their native threads to their share of the cores."""
+    from tasks.core.runners import StoppingThreadPoolTaskRunner
+
+    if not (dask_address or workers):
+        return StoppingThreadPoolTaskRunner(max_workers=threads)
+    require_extra("dask", "distributed", "prefect_dask")
+    from prefect_dask import DaskTaskRunner
+
+    for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # a cluster's start and stop are not news
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    share = str(threads_per_worker(workers))
+    env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+           "OMP_NUM_THREADS": share, "TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": "1",
+           "HOUSE_PIPELINE_THREADS": share}
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None, "env": env,
+                                          "silence_logs": logging.WARNING})
