@@ -13,7 +13,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: run test test-fast lint bench clean ui serve browser lock mlflow-ui serve-model mlflow-server s3-local prove prove-fast
+.PHONY: run test test-fast lint bench clean ui serve worker browser lock mlflow-ui serve-model mlflow-server s3-local prove prove-fast
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,11 @@ ui: $(VENV)/.installed
 # Serve every deployment of prefect.yaml (schedules included) against the server of `make ui`.
 serve: $(VENV)/.installed
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows serve
+
+# A worker of the "local" process work pool (created if missing; prefect.yaml's deployments registered on it)
+# against the server of `make ui`. Start one per machine; each runs the pool's flow runs in processes of its own.
+worker: $(VENV)/.installed
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows worker
 
 # The MLflow UI (experiment records and the model registry) on http://127.0.0.1:5000, on the local store that
 # runs write by default (.house-pipeline/mlflow, or $HOUSE_PIPELINE_HOME/mlflow); stop with Ctrl-C.

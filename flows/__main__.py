@@ -99,6 +99,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 128 + number
 
 
+def _worker(args: argparse.Namespace) -> None:
+    from flows.deployments import start_worker
+
+    start_worker(args.file, args.pool, args.limit, args.deploy)  # becomes Prefect's worker process
+
+
 def _predict(args: argparse.Namespace) -> None:
     from tasks.price.predict import predict_new_houses
 
@@ -296,7 +302,7 @@ def _first_sentence(doc: str) -> str:
     return " ".join(doc.split()).split(". ")[0].rstrip(".") + "."
 
 
-FLOW_COMMANDS = {"preprocess", "train", "compare", "sweep", "serve", "classify", "stylize", "colorize",
+FLOW_COMMANDS = {"preprocess", "train", "compare", "sweep", "serve", "worker", "classify", "stylize", "colorize",
                  "train-colorizer", "score"}
 
 
@@ -334,6 +340,25 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
                        help="deployments file (default: prefect.yaml in the working directory)")
     serve.add_argument("--limit", type=int, default=None, help="most flow runs at once (default: no limit)")
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="Run deployments on a work pool: create the pool if missing, deploy, start a worker.",
+        description="Create the Prefect work pool (type process) if it is missing, register the deployments of "
+                    "prefect.yaml on it, and start Prefect's worker, which runs each flow run of the pool in a "
+                    "process of its own. Start one per machine (each with this checkout at the same path and the "
+                    "same PREFECT_API_URL; --data/--cache/--out on shared folders or object storage): a run goes "
+                    "to whichever worker polls first. Runs send heartbeats; one whose worker or machine dies is "
+                    "marked Crashed after 90 s, and running it again resumes from its checkpoint. Ctrl-C or "
+                    "SIGTERM stops the worker; the runs it was running end Crashed.")
+    worker.add_argument("--pool", default="local", metavar="NAME", help="work pool (default: local, the pool of "
+                        "prefect.yaml's deployments)")
+    worker.add_argument("--file", type=Path, default=Path("prefect.yaml"), metavar="PATH",
+                        help="deployments file (default: prefect.yaml in the working directory)")
+    worker.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="most flow runs this worker runs at once (default: no limit)")
+    worker.add_argument("--no-deploy", dest="deploy", action="store_false",
+                        help="start the worker only (the deployments are registered already, by another worker)")
+    worker.set_defaults(handler=_worker)
 
     predict = commands.add_parser(
         "predict", help="Price new houses with a trained model.",

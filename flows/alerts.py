@@ -59,3 +59,38 @@ def ensure_alerts(url: str) -> None:
                                   "promoted", body="The promotion gate kept champion version "
                                   "{{ event.payload.champion }}: {{ event.payload.reasons | join('; ') }}")],
     ).create()
+
+
+ZOMBIE_AUTOMATION = "house-pipeline: a flow run stopped sending heartbeats"
+HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the runs that workers and `serve` start (Prefect: 180)
+MISSED_HEARTBEATS = 3  # a run is a zombie after this many heartbeats did not come
+RUN_ENDED = {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+             "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"}
+
+
+def ensure_zombie_detection(heartbeat_seconds: int) -> None:
+    """Prefect's recipe for runs whose machine died (a worker killed, a host lost): a run that sent a heartbeat
+    and then neither another one nor an end within MISSED_HEARTBEATS heartbeats is marked Crashed, so it stops
+    showing Running for ever, alerts fire and a re-run can resume from its checkpoint."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation, EventTrigger, Posture
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+
+    window = MISSED_HEARTBEATS * heartbeat_seconds
+    try:
+        Automation.read(name=ZOMBIE_AUTOMATION).delete()
+    except ValueError:  # none yet
+        pass
+    Automation(
+        name=ZOMBIE_AUTOMATION,
+        description="Mark a flow run Crashed when its heartbeats stop (its process or machine died).",
+        trigger=EventTrigger(after={"prefect.flow-run.heartbeat"}, expect=RUN_ENDED,
+                             match={"prefect.resource.id": "prefect.flow-run.*"},
+                             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+                             within=timedelta(seconds=window)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {window} s: the process running it "
+                                            "(or its machine) stopped; run it again to resume from its checkpoint")],
+    ).create()

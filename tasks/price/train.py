@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tasks.core.splits import holdout_rows
-from tasks.houses.arrays import split_rows
+from tasks.houses.arrays import iter_split, split_rows
 from tasks.price import models
 from tasks.price.data import STRATEGY_INPUTS, TargetScale, iter_batches, load_arrays, train_prices
 from tasks.price.options import PriceOptions
@@ -97,11 +97,12 @@ def _train_one(train_path: Path, encoders: dict, options: PriceOptions, folder: 
     rows = np.arange(split_rows(train_path)) if rows is None else np.asarray(rows)
     fit_pos, val_pos = holdout_rows(len(rows), options.validation_fraction, options.seed)
     fit_rows, val_rows = rows[fit_pos], rows[val_pos]
-    if options.trainer == "stream":  # batches come from the file; only the targets' mean is needed here
-        x, y = None, scale.to_target(train_prices(train_path)[fit_rows])
+    if options.trainer == "stream":  # batches come from the file; only the targets are held here
+        targets = scale.to_target(train_prices(train_path))
+        x, y, xv, yv = None, targets[fit_rows], None, targets[val_rows]
     else:
         x, y, _ = load_arrays(train_path, options.strategy, scale, fit_rows)
-    xv, yv, _ = load_arrays(train_path, options.strategy, scale, val_rows)
+        xv, yv, _ = load_arrays(train_path, options.strategy, scale, val_rows)
     side = encoders["tile_size"] * 2
     n_features = len(encoders["feature_names"])
 
@@ -110,7 +111,10 @@ def _train_one(train_path: Path, encoders: dict, options: PriceOptions, folder: 
         compile_model(model, options)
         return model
 
-    def stream(batch_size: int) -> tf.data.Dataset:
+    def stream(batch_size: int, validation: bool = False) -> tf.data.Dataset:
+        if validation:
+            return chunk_stream(lambda: iter_batches(train_path, options.strategy, scale, rows=val_rows),
+                                len(val_rows), batch_size, options.seed, shuffle=False)
         image_input = "montage" if "montage" in STRATEGY_INPUTS[options.strategy] else None
         return chunk_stream(lambda: iter_batches(train_path, options.strategy, scale, rows=fit_rows), len(fit_rows),
                             batch_size, options.seed, augment=options.augment, image_input=image_input,
@@ -121,6 +125,12 @@ def _train_one(train_path: Path, encoders: dict, options: PriceOptions, folder: 
 
 def predict_prices(model: keras.Model, path: Path, strategy: str, scale: TargetScale,
                    rows: np.ndarray | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(actual prices, predicted prices) for the rows of a split."""
-    x, _, prices = load_arrays(path, strategy, scale, rows)
-    return prices, scale.to_price(model.predict(x, batch_size=batch_size, verbose=0))
+    """(actual prices, predicted prices) for the rows of a split, read and predicted chunk by chunk (memory does
+    not grow with the split)."""
+    actual, predicted = [], []
+    for x in iter_split(path, (*STRATEGY_INPUTS[strategy], "price"), chunk_rows=4 * batch_size, rows=rows):
+        actual.append(x.pop("price"))
+        predicted.append(scale.to_price(model.predict(x, batch_size=batch_size, verbose=0)))
+    if not actual:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(actual), np.concatenate(predicted)

@@ -222,13 +222,13 @@ def _run_batch_loop(model: keras.Model, x: dict, y, xv: dict, yv, options: Train
 @dataclass
 class FitData:
     """What a trainer needs: arrays (fit/batch/distributed) or a stream factory (stream), and validation.
-    With the stream trainer `x` may be None; `y` still gives the rows (their count)."""
+    With the stream trainer `x` and `x_val` are None; `y` and `y_val` still give the rows (their count)."""
 
     x: dict | None
     y: np.ndarray | dict
     x_val: dict
     y_val: np.ndarray | dict
-    stream: Callable[[int], tf.data.Dataset] | None = None  # global batch size -> batches
+    stream: Callable[..., tf.data.Dataset] | None = None  # (global batch size, validation=False) -> batches
 
 
 def trusted_checkpoint(path: Path, log: logging.Logger | logging.LoggerAdapter) -> Checkpoint | None:
@@ -289,8 +289,9 @@ def run_trainer(build: Callable[[int], keras.Model], data: FitData, options: Tra
         common = dict(epochs=options.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0)
         if options.trainer == "fit":
             model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=validation, **common)
-        elif options.trainer == "stream":
-            model.fit(data.stream(batch_size), validation_data=validation, **common)
+        elif options.trainer == "stream":  # validation batches streamed too: nothing grows with the data
+            model.fit(data.stream(batch_size), validation_data=data.stream(batch_size, validation=True)
+                      if count_rows(yv) else None, **common)
         elif options.trainer == "batch":
             _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callbacks)
         else:

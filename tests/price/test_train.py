@@ -188,3 +188,18 @@ def test_early_stopping_keeps_a_validation_share():
     assert PriceOptions(strategy="cnn", early_stopping=5).validation_fraction == 0.1
     with pytest.raises(ValueError, match="early stopping watches the validation houses"):
         PriceOptions(strategy="mlp", early_stopping=5, validation_fraction=0)
+
+
+@pytest.mark.parametrize("strategy", ["mlp", "mixed"])
+def test_streaming_from_the_split_file_trains_as_fit_does_in_memory(tiny_dataset, tmp_path, strategy):
+    """One batch per epoch (the batch holds every train house): the order the rows come in, the one thing the
+    stream's shuffle buffer does differently from fit's shuffle, cannot matter beyond float summation order.
+    Without dropout: its masks are drawn differently when batches come from tf.data (README: Scaling out)."""
+    same = dict(strategy=strategy, epochs=4, batch_size=64, dropout=0.0)
+    fit, options = _train(tiny_dataset, tmp_path / "fit", trainer="fit", **same)
+    stream, _ = _train(tiny_dataset, tmp_path / "stream", trainer="stream", **same)
+    np.testing.assert_allclose(stream.history["loss"], fit.history["loss"], rtol=1e-3)
+    scale = TargetScale(options.target, tiny_dataset.encoders()["price_max"])
+    predicted = [predict_prices(keras.models.load_model(r.model_path, safe_mode=True), tiny_dataset.test_path,
+                                strategy, scale)[1] for r in (fit, stream)]
+    np.testing.assert_allclose(predicted[1], predicted[0], rtol=1e-3)

@@ -1,0 +1,222 @@
+"""What scaling out buys and costs, measured side by side in one run on this machine: preprocessing generated
+houses (real photos of each room kind, perturbed and re-encoded: `synthetic-data`) at several sizes on a local
+Dask cluster of 1 and of 2 worker processes (seconds, houses per second, peak memory of the flow's process and
+of each worker process), then training throughput of the stream trainer (batches read from the split file) next
+to in-memory `fit` on the same data, with each one's peak memory at two sizes, and a written extrapolation to
+1,000,000 houses (4,000,000 photos) from the measured per-house costs.
+
+Usage: python bench/bench_scale.py [--sizes 5000,20000,50000] [--train-sizes 2000,5000] [--work DIR]
+The generated houses are written once into --work (the largest size; smaller sizes are its first houses, linked)
+and kept for the next run. Every command reports to one Prefect server started here (no temporary server in the
+timings). Peak memory is the largest resident set seen by polling each process every 0.1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import servers  # noqa: E402
+
+GIB = 1024 ** 3
+
+
+class PeakMemory:
+    """The peak resident memory of a process and of each of its descendants, polled in a thread."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peaks, self.names = pid, {}, {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.done.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                for process in [root, *root.children(recursive=True)]:
+                    try:
+                        rss = process.memory_info().rss
+                        if process.pid not in self.names:
+                            self.names[process.pid] = " ".join(process.cmdline())
+                    except psutil.Error:
+                        continue
+                    self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    def stop(self) -> dict[str, float]:
+        """Peaks in GiB: the flow's process, and the largest of the Dask worker processes (0 when none)."""
+        self.done.set()
+        self.thread.join()
+        workers = [peak for pid, peak in self.peaks.items()
+                   if pid != self.pid and "spawn_main" in self.names.get(pid, "")]  # worker processes
+        return {"flow_gib": self.peaks.get(self.pid, 0) / GIB, "worker_gib": max(workers, default=0) / GIB,
+                "worker_processes": len(workers)}
+
+
+def run_flow(args: list[str], env: dict) -> dict:
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "flows", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    memory = PeakMemory(process.pid)
+    output = process.communicate()[0]
+    seconds = time.perf_counter() - started
+    peaks = memory.stop()
+    if process.returncode != 0:
+        raise SystemExit(f"error: {' '.join(args)} failed:\n{output[-3000:]}")
+    return {"seconds": seconds, **peaks}
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def generated(work: Path, source: str, sizes: list[int], env: dict) -> dict[int, Path]:
+    """The largest set generated once (kept across runs), each smaller one its first houses, linked."""
+    largest = max(sizes)
+    full = work / f"houses-{largest}"
+    if not (full / "GENERATED.txt").is_file():
+        shutil.rmtree(full, ignore_errors=True)
+        started = time.perf_counter()
+        print(f"Generating {largest} houses into {full} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "flows", "synthetic-data", "--houses", str(largest), "--source",
+                        source, str(full)], cwd=ROOT, env=env, check=True)
+        print(f"  {time.perf_counter() - started:.0f} s", flush=True)
+    folders = {largest: full}
+    lines = (full / "HousesInfo.txt").read_text().splitlines()
+    for size in sizes:
+        if size == largest:
+            continue
+        folder = work / f"houses-{size}"
+        if not (folder / "HousesInfo.txt").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            for number in range(1, size + 1):
+                for kind in ("bathroom", "bedroom", "frontal", "kitchen"):
+                    (folder / f"{number}_{kind}.jpg").symlink_to(full / f"{number}_{kind}.jpg")
+            (folder / "HousesInfo.txt").write_text("".join(line + "\n" for line in lines[:size]))
+        folders[size] = folder
+    return folders
+
+
+def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict) -> list[dict]:
+    rows = []
+    for size in sizes:
+        for workers in (1, 2):
+            name = f"{size}-w{workers}"
+            shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
+            measured = run_flow(["preprocess", "--data", str(folders[size]), "--cache", str(work / f"cache-{name}"),
+                                 "--out", str(work / f"out-{name}"), "--workers", str(workers)], env)
+            summary = json.loads((work / f"out-{name}" / "summary.json").read_text())
+            row = {"houses": size, "workers": workers, "kept": summary["houses_kept"], **measured,
+                   "houses_per_s": summary["houses_kept"] / measured["seconds"],
+                   "shard_bytes": folder_bytes(work / f"cache-{name}" / "montages")}
+            rows.append(row)
+            print(f"  preprocess {size:>6} houses, {workers} worker(s): {row['seconds']:7.1f} s, "
+                  f"{row['houses_per_s']:6.1f} houses/s, peak flow {row['flow_gib']:.2f} GiB, "
+                  f"worker {row['worker_gib']:.2f} GiB", flush=True)
+    return rows
+
+
+def training(sizes: list[int], folders: dict[int, Path], work: Path, env: dict, epochs: int) -> list[dict]:
+    rows = []
+    for size in sizes:
+        cache = work / f"cache-{size}-w2"
+        for trainer in ("fit", "stream"):
+            out = work / f"train-{size}-{trainer}"
+            args = ["train", "--data", str(folders[size]), "--cache", str(cache), "--out", str(out), "--strategy",
+                    "mixed", "--trainer", trainer, "--epochs", str(epochs), "--tracking", "off",
+                    "--validation-fraction", "0"]
+            subprocess.run([sys.executable, "-m", "flows", "preprocess", "--data", str(folders[size]), "--cache",
+                            str(cache), "--out", str(work / "pre"), "--workers", "2"], cwd=ROOT, env=env,
+                           check=True, capture_output=True)  # cached when the preprocess step ran at this size
+            shutil.rmtree(cache / "models", ignore_errors=True)  # a training, not a cache hit
+            measured = run_flow(args, env)
+            metrics = json.loads((out / "metrics.json").read_text())
+            samples = metrics["n_train"] * metrics["epochs"] / metrics["seconds"]
+            rows.append({"houses": size, "trainer": trainer, "samples_per_s": samples, "train_seconds":
+                         metrics["seconds"], **measured})
+            print(f"  train mixed {size:>6} houses, {trainer:>6}: {samples:7.1f} samples/s, "
+                  f"peak {measured['flow_gib']:.2f} GiB", flush=True)
+    return rows
+
+
+def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float, load: tuple) -> None:
+    print(f"\nMachine: {os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB; load average at "
+          f"start {load[0]:.2f}")
+    print("\n| houses | workers | kept | seconds | houses/s | speed-up | peak flow GiB | peak worker GiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    by = {(r["houses"], r["workers"]): r for r in pre}
+    for r in pre:
+        one = by[(r["houses"], 1)]
+        print(f"| {r['houses']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | {r['houses_per_s']:.1f} | "
+              f"{one['seconds'] / r['seconds']:.2f}x | {r['flow_gib']:.2f} | {r['worker_gib']:.2f} |")
+    sizes = sorted({r["houses"] for r in pre})
+    for workers in (1, 2):
+        peaks = [max(by[(s, workers)]["flow_gib"], by[(s, workers)]["worker_gib"]) for s in sizes]
+        print(f"Peak memory per process, {workers} worker(s), {sizes[0]} -> {sizes[-1]} houses: "
+              f"{peaks[0]:.2f} -> {peaks[-1]:.2f} GiB ({(peaks[-1] / peaks[0] - 1) * 100:+.0f} %)")
+    if train:
+        print("\n| houses | trainer | samples/s | ratio to fit | peak GiB |")
+        print("|---:|---|---:|---:|---:|")
+        fits = {r["houses"]: r for r in train if r["trainer"] == "fit"}
+        for r in train:
+            print(f"| {r['houses']} | {r['trainer']} | {r['samples_per_s']:.1f} | "
+                  f"{r['samples_per_s'] / fits[r['houses']]['samples_per_s']:.2f}x | {r['flow_gib']:.2f} |")
+    largest = by[(sizes[-1], 2)]
+    per_core = largest["houses_per_s"] / 2
+    shard_bytes = largest["shard_bytes"] / largest["kept"]
+    print(f"\nExtrapolation to 1,000,000 houses (4,000,000 photos), from {sizes[-1]} houses on 2 workers: "
+          f"{per_core:.1f} houses/s per core, {shard_bytes / 1024:.1f} KiB of montage shard and "
+          f"{generated_bytes_per_house / 1024:.0f} KiB of photos per house")
+    print(f"  storage: photos {generated_bytes_per_house * 1e6 / 1e9:.0f} GB, montage shards "
+          f"{shard_bytes * 1e6 / 1e9:.1f} GB (plus the dataset's split files, about the same again)")
+    for machines, cores in ((1, 2), (10, 8), (50, 8)):
+        hours = 1e6 / (per_core * machines * cores) / 3600
+        print(f"  preprocessing on {machines} machine(s) of {cores} cores: {hours:.2f} h (if the speed-up per "
+              "core holds; object-store reads and the scheduler not measured at that scale)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="5000,20000,50000", help="houses to preprocess, comma-separated")
+    parser.add_argument("--train-sizes", default="2000,5000", help="houses for the training throughput (two "
+                        "sizes show whether memory grows); empty: skip")
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs")
+    parser.add_argument("--source", default=str(ROOT.parent / "shared" / "datasets" / "houses"))
+    parser.add_argument("--work", type=Path, default=ROOT / ".bench" / "scale")
+    options = parser.parse_args()
+    sizes = sorted(int(s) for s in options.sizes.split(","))
+    train_sizes = sorted(int(s) for s in options.train_sizes.split(",") if s)
+    options.work.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    server = servers.prefect_server(options.work / "prefect").start()
+    env = {**os.environ, "PREFECT_API_URL": servers.api_url(server), "HOUSE_PIPELINE_TRACKING": "off",
+           "HOUSE_PIPELINE_HOME": str(options.work / "home")}
+    try:
+        folders = generated(options.work, options.source, sorted({*sizes, *train_sizes}), env)
+        largest = max(folders)
+        generated_bytes = folder_bytes(folders[largest]) / largest
+        pre = preprocess(sizes, folders, options.work, env)
+        train = training(train_sizes, folders, options.work, env, options.epochs)
+    finally:
+        server.stop()
+    report(pre, train, generated_bytes, load)
+
+
+if __name__ == "__main__":
+    main()
