@@ -25,12 +25,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: $(VENV)/.installed
 	$(PY) -m flows train --data data/houses --out $(OUT)
 
+# Two pytest workers (pytest-xdist), each taking whole test files: most slow tests wait on servers, heartbeats
+# and subprocesses, so two keep both cores busy. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_PARALLEL)
 
 # The quick subset while you work; `make test` and CI run everything.
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(TEST_PARALLEL)
 
 # The Prefect UI and API on http://127.0.0.1:4200 (SQLite under PREFECT_HOME); stop with Ctrl-C.
 ui: $(VENV)/.installed

@@ -208,8 +208,15 @@ def chosen(words: list[str], fast_only: bool) -> list[Mutant]:
 
 
 def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return 0
     fast_only = "--fast" in argv
     mutants = chosen([a for a in argv if a != "--fast"], fast_only)
+    if not mutants:
+        print(f"error: no mutant's name contains {' or '.join(map(repr, argv))}; names: "
+              f"{', '.join(m.name for m in MUTANTS)}", file=sys.stderr)
+        return 2
     for mutant in mutants:  # every target first: a stale mutant stops the run before any work
         if problem := check_target(mutant):
             print(f"error: {problem}", file=sys.stderr)

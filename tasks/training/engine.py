@@ -228,7 +228,8 @@ class FitData:
     y: np.ndarray | dict
     x_val: dict
     y_val: np.ndarray | dict
-    stream: Callable[..., tf.data.Dataset] | None = None  # (global batch size, validation=False) -> batches
+    # global batch size -> batches; with x_val None also (global batch size, validation=True) -> validation batches
+    stream: Callable[..., tf.data.Dataset] | None = None
 
 
 def trusted_checkpoint(path: Path, log: logging.Logger | logging.LoggerAdapter) -> Checkpoint | None:
@@ -290,8 +291,9 @@ def run_trainer(build: Callable[[int], keras.Model], data: FitData, options: Tra
         if options.trainer == "fit":
             model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=validation, **common)
         elif options.trainer == "stream":  # validation batches streamed too: nothing grows with the data
-            model.fit(data.stream(batch_size), validation_data=data.stream(batch_size, validation=True)
-                      if count_rows(yv) else None, **common)
+            if validation is not None and xv is None:
+                validation = data.stream(batch_size, validation=True)
+            model.fit(data.stream(batch_size), validation_data=validation, **common)
         elif options.trainer == "batch":
             _run_batch_loop(model, x, y, xv, yv, options, state["epoch"], callbacks)
         else:
