@@ -348,8 +348,9 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
                     "process of its own. Start one per machine (each with this checkout at the same path and the "
                     "same PREFECT_API_URL; --data/--cache/--out on shared folders or object storage): a run goes "
                     "to whichever worker polls first. Runs send heartbeats; one whose worker or machine dies is "
-                    "marked Crashed after 90 s, and running it again resumes from its checkpoint. Ctrl-C or "
-                    "SIGTERM stops the worker; the runs it was running end Crashed.")
+                    "marked Crashed after 3 missed heartbeats (90 s), and running it again resumes from its "
+                    "checkpoint. Ctrl-C or SIGTERM stops the worker and its runs, which are marked Crashed the same "
+                    "way.")
     worker.add_argument("--pool", default="local", metavar="NAME", help="work pool (default: local, the pool of "
                         "prefect.yaml's deployments)")
     worker.add_argument("--file", type=Path, default=Path("prefect.yaml"), metavar="PATH",

@@ -40,7 +40,8 @@ def _run_name() -> str:
 @flow(name="cross-validate-folds", flow_run_name=lambda: f"cross-validate-folds-{datetime.now():%Y%m%d-%H%M%S}")
 def cv_folds_flow(config: TrainConfig, dataset: Dataset, options: PriceOptions) -> list[dict]:
     """Each fold of --cv as a task on this flow's task runner (a Dask cluster's workers)."""
-    fold = with_results_in(cross_validate_fold_task, config.cache, config.refresh_cache)
+    fold = with_results_in(cross_validate_fold_task, config.cache, config.refresh_cache).with_options(
+        timeout_seconds=None)  # on Dask workers' threads Prefect cannot enforce one; --time-limit still can
     return fold.map(unmapped(config.cache), unmapped(dataset), unmapped(options), unmapped(config.cv),
                     list(range(config.cv))).result()
 

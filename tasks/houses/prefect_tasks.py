@@ -91,8 +91,8 @@ def _shard_batch_entry(inputs: dict) -> tuple[str, bool]:
             all(cache.lookup(montages.STAGE, key) is not None for key in inputs["keys"]))
 
 
-@task(**cached("build-montage-shards", _shard_batch_entry), task_run_name="montage-shards-{number}",
-      timeout_seconds=6 * 3600)
+# No Prefect timeout: it runs on Dask workers' threads, where Prefect cannot enforce one (and would warn per task).
+@task(**cached("build-montage-shards", _shard_batch_entry), task_run_name="montage-shards-{number}")
 def montage_shards_task(cache_dir: Path, data_dir: Path, groups: list[pd.DataFrame], keys: list[str], tile_size: int,
                         on_bad_house: ingest.OnBadHouse, number: int) -> montages.ShardBatch:
     """One batch of montage shards on a cluster worker, each read from the data and written to the cache as it
