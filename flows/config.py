@@ -15,6 +15,7 @@ from tasks.core import paths, storage
 from tasks.core.download import is_url
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
+from tasks.houses.ingest import DuplicatePolicy
 from tasks.price.options import PriceOptions, PriceSettings, Strategy
 from tasks.training.options import Trainer
 
@@ -68,6 +69,10 @@ class DataOptions(BaseModel):
     on_bad_house: Literal["fail", "skip"] = Field("fail", description="On a house with a bad line "
                                                   "or photo: stop with an error, or leave it out and "
                                                   "list it in the summary.")
+    duplicates: DuplicatePolicy = Field("keep-one", description="Houses with the same attributes and price: keep "
+                                        "the first (lowest house number) and leave the others out, or keep all. "
+                                        "Either way, houses that share a photo or a record stay on one side of "
+                                        "every split.")
 
     def data_inputs(self) -> dict[str, Path]:
         """The input folders nothing may be written into: --data when it is a local folder."""

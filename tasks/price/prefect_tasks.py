@@ -20,8 +20,9 @@ from tasks.core import storage
 from tasks.core.artifacts import publish, publish_markdown
 from tasks.core.hashing import code_version, digest
 from tasks.core.prefect_cache import cached, refreshing
-from tasks.core.splits import kfold_rows
+from tasks.core.splits import group_kfold_rows
 from tasks.core.storage import shown
+from tasks.houses.arrays import read_split
 from tasks.houses.dataset import Dataset
 from tasks.price import data, evaluate, gbm, leaderboard, models, train
 from tasks.price.options import PriceOptions
@@ -58,8 +59,11 @@ def train_or_reuse(cache_dir: Path, dataset: Dataset, options: PriceOptions, row
         log, refreshing())
 
 
-def _fold_rows(dataset: Dataset, options: PriceOptions, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    return list(kfold_rows(dataset.n_train, k, options.seed))
+def fold_rows(dataset: Dataset, options: PriceOptions, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds of the train houses, each duplicate group wholly in one fold (cross-validation and the
+    interval's calibration share them, and so their trainings)."""
+    groups = read_split(dataset.train_path, ("group",))["group"]
+    return group_kfold_rows(dataset.n_train, k, options.seed, groups)
 
 
 def _train_entry(inputs: dict) -> tuple[str, bool]:
@@ -69,7 +73,7 @@ def _train_entry(inputs: dict) -> tuple[str, bool]:
 
 def _cv_entry(inputs: dict) -> tuple[str, bool]:
     folders = [training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
-               for fit_rows, _ in _fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
+               for fit_rows, _ in fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
     return (digest("cross-validate", [f.name for f in folders]),
             all(finished_training(f)[0] is not None for f in folders))
 
@@ -84,7 +88,7 @@ def train_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, progres
 def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int) -> list[dict]:
     """K-fold CV by house on the train split: each fold's metrics on its held-out houses."""
     results = []
-    for i, (fit_rows, held_out) in enumerate(_fold_rows(dataset, options, k)):
+    for i, (fit_rows, held_out) in enumerate(fold_rows(dataset, options, k)):
         get_run_logger().info("Cross-validation fold %d/%d: %d houses to train, %d held out",
                               i + 1, k, len(fit_rows), len(held_out))
         folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
