@@ -36,7 +36,8 @@ def run_stages(data: Path, cache_dir: Path, min_houses: int = 25, tile_size: int
     times["dataset"] = time.perf_counter() - start
     times["total"] = sum(times.values())
     return {"seconds": times, "houses": len(kept), "montages_built": montages.computed,
-            "dataset_built": dataset.computed, "duplicate_groups": len(found.groups()), "shards": [str(s) for s in montages.shards]}
+            "dataset_built": dataset.computed, "duplicate_groups": len(found.groups()),
+            "shards": [str(s) for s in montages.shards]}
 
 
 def tutorial_montage(photo_paths: list[Path], tile_size: int = 32) -> np.ndarray:

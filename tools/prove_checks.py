@@ -141,6 +141,10 @@ MUTANTS = [
            '@task(**cached("train", _train_entry), timeout_seconds=24 * 3600, tags=["training"])',
            '@task(**cached("train", _train_entry), timeout_seconds=24 * 3600, tags=[])',
            ("tests/flows/test_operations.py::test_two_training_runs_started_together_take_turns",)),
+    # --- trust: duplicates kept on one side, calibrated ranges, explanations -----------------------------------
+    Mutant("duplicate groups not kept whole", "houses that share a photo or a record are on one side of every split",
+           "tasks/core/splits.py", "        sides[members] = int(np.argmax(held))  # argmax: the first of the largest",
+           "        pass", ("tests/houses/test_duplicates.py",), fast=True),
     # --- the model lifecycle -------------------------------------------------------------------------------------
     Mutant("gate: the naive baseline not checked", "a champion beats the naive baseline", "tasks/lifecycle/gate.py",
            '    if metrics["mape_mean"] >= metrics["baseline"]["mape_mean"]:', "    if False:",
