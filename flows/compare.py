@@ -15,7 +15,13 @@ from tasks.core.prefect_cache import with_results_in
 from tasks.core.runners import StoppingThreadPoolTaskRunner
 from tasks.houses.dataset import Dataset
 from tasks.lifecycle.prefect_tasks import record_run_task
-from tasks.price.prefect_tasks import evaluate_task, gbm_baseline_task, leaderboard_task, train_task
+from tasks.price.prefect_tasks import (
+    calibrate_task,
+    evaluate_task,
+    gbm_baseline_task,
+    leaderboard_task,
+    train_task,
+)
 
 
 @flow(name="compare-configurations",
@@ -29,13 +35,17 @@ def configurations_flow(config: CompareConfig, dataset: Dataset, info: dict) -> 
     # Worker threads: Prefect cannot enforce a task timeout there (it would only warn); --time-limit is
     # enforced inside training instead.
     train = with_results_in(train_task, config.cache, config.refresh_cache).with_options(timeout_seconds=None)
+    calibrate = with_results_in(calibrate_task, config.cache, config.refresh_cache).with_options(timeout_seconds=None)
     trained = [train.submit(config.cache, dataset, options, None) for *_, options in configurations]
+    calibrated = [calibrate.submit(config.cache, dataset, options, config.interval_folds)
+                  for *_, options in configurations]
     runs = [(f"{strategy}/{trainer}", evaluate_task.submit(future, dataset, options,
-                                                           config.out / f"{strategy}-{trainer}", info, None))
-            for (strategy, trainer, options), future in zip(configurations, trained)]
-    for future in trained:  # a training that failed (or hit --time-limit) is the run's error, not its
-        future.wait()       # evaluation left waiting for it
-    for future in trained:
+                                                           config.out / f"{strategy}-{trainer}", info, None,
+                                                           interval, config.interval_level))
+            for (strategy, trainer, options), future, interval in zip(configurations, trained, calibrated)]
+    for future in trained + calibrated:  # a training that failed (or hit --time-limit) is the run's error, not
+        future.wait()                    # its evaluation left waiting for it
+    for future in trained + calibrated:
         future.result()
     return [{"name": name, **future.result(), "history": trained_future.result()[1]["history"]}
             for (name, future), trained_future in zip(runs, trained)]

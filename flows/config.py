@@ -144,7 +144,18 @@ class RunOptions(DataOptions, TrackingOptions):
         return options_for(PreprocessConfig, self, out=self.out / "preprocess", seed=self.split_seed)
 
 
-class TrainConfig(RunOptions, PriceOptions):
+class IntervalOptions(BaseModel):
+    """How the price range every model carries is calibrated and shown."""
+
+    interval_folds: int = Field(5, ge=2, le=20, description="Folds of the train houses whose out-of-fold errors "
+                                "calibrate the price range (K more trainings, cached; the same folds and trainings "
+                                "as --cv K).")
+    interval_level: float = Field(0.8, gt=0, lt=1, description="Level of the price range in the report and "
+                                  "metrics (0.8: a range that should hold 80 in 100 prices); predict and score "
+                                  "take their own.")
+
+
+class TrainConfig(RunOptions, PriceOptions, IntervalOptions):
     """Preprocess, train one model and evaluate it on the held-out houses."""
 
     out: Location = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
@@ -164,7 +175,7 @@ class TrainConfig(RunOptions, PriceOptions):
         return options_for(PriceOptions, self)
 
 
-class CompareConfig(RunOptions, PriceSettings):
+class CompareConfig(RunOptions, PriceSettings, IntervalOptions):
     """Train several strategy x trainer configurations on the same split and rank them."""
 
     out: Location = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
@@ -263,6 +274,10 @@ class ScoreConfig(TrackingOptions):
                                 "that see photos).")
     out: Location = Field(Path("runs/score"), description="Folder for predictions.parquet and predictions.csv.")
     model_version: int | None = Field(None, ge=1, description="Registry version to use (default: the champion).")
+    interval_level: float = Field(0.8, gt=0, lt=1, description="Level of each price's range (price_low, "
+                                  "price_high; 0.8: a range that should hold 80 in 100 prices).")
+    explain: bool = Field(False, description="Also give, per house, how much each attribute group and photo moved "
+                          "its price (effect_* columns, dollars, from base_price: the average train house's).")
     cache: Location = Field(default_factory=default_cache, description="Cache folder: a scoring of the same houses, "
                         "photos and model is reused.")
     refresh_cache: bool = refresh_cache_field()

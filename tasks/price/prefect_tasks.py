@@ -24,7 +24,7 @@ from tasks.core.splits import group_kfold_rows
 from tasks.core.storage import shown
 from tasks.houses.arrays import read_split
 from tasks.houses.dataset import Dataset
-from tasks.price import data, evaluate, gbm, leaderboard, models, train
+from tasks.price import data, evaluate, gbm, interval, leaderboard, models, train
 from tasks.price.options import PriceOptions
 from tasks.training import backbones, engine, streams
 from tasks.training.progress import finished_training, progress_reporter, reuse_or_train
@@ -96,16 +96,44 @@ def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions
     return results
 
 
+def _calibration_entry(inputs: dict) -> tuple[str, bool]:
+    folders = [training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
+               for fit_rows, _ in fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
+    return (digest("calibrate-interval", [f.name for f in folders], code_version(interval, evaluate)),
+            all(finished_training(f)[0] is not None for f in folders))
+
+
+@task(**cached("calibrate-interval", _calibration_entry), timeout_seconds=24 * 3600, tags=["training"])
+def calibrate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int) -> dict:
+    """The price range's calibration: K fold models (the trainings of `--cv K`, shared) price their held-out
+    train houses; their |log(actual / predicted)| (interval.json's content)."""
+    folds = fold_rows(dataset, options, k)
+    models = []
+    for i, (fit_rows, held_out) in enumerate(folds):
+        get_run_logger().info("Interval calibration fold %d/%d: %d houses to train, %d held out", i + 1, k,
+                              len(fit_rows), len(held_out))
+        folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
+        models.append(folder / "model.keras")
+    return evaluate.calibration(models, dataset, options, folds).to_json()
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOptions, out: Path,
-                  data_info: dict, cv_folds: list[dict] | None) -> dict:
-    """Test metrics, baseline, plots, report.md, metrics.json and the exported model; as artifacts too."""
+                  data_info: dict, cv_folds: list[dict] | None, calibrated: dict | None = None,
+                  level: float = interval.DEFAULT_LEVEL) -> dict:
+    """Test metrics, baseline, the range's coverage, explanations, plots, report.md, metrics.json and the exported
+    model; as artifacts too."""
     folder, done = trained
     metrics, report = evaluate.evaluate_model(folder / "model.keras", done, dataset, options, out, data_info,
-                                              cv_folds)
+                                              cv_folds, interval.Interval.from_json(calibrated) if calibrated
+                                              else None, level)
     publish(report)
-    get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%); report: %s", metrics["mape_mean"],
-                          metrics["baseline"]["mape_mean"], shown(out.resolve() / "report.md"))
+    covered = metrics["interval"]
+    get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%)%s; report: %s", metrics["mape_mean"],
+                          metrics["baseline"]["mape_mean"], "" if covered is None else
+                          f"; the {covered['level'] * 100:g} % range covers {covered['coverage'] * 100:.1f} % of "
+                          f"the test houses (mean width ${covered['mean_width']:,.0f})",
+                          shown(out.resolve() / "report.md"))
     if metrics["warning"]:
         get_run_logger().warning("This model is worse than no model: %s. Try other seeds, --ensemble N or another "
                                  "strategy", metrics["warning"])
