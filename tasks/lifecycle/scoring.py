@@ -65,7 +65,8 @@ def price_frame(price_model, houses: pd.DataFrame, level: float = DEFAULT_LEVEL,
                              "price_high": np.round(high, 0)})
     explanation = price_model.explain(houses, montages)
     low, high = price_model.bounds(explanation.prices, level)
-    effects = {f"effect_{name}": np.round(explanation.effects[:, p], 0) for p, name in enumerate(explanation.players)}
+    effects = {f"effect_{name}": np.round(explanation.effects[:, p], 0) + 0.0  # + 0.0: no "-0"
+               for p, name in enumerate(explanation.players)}
     return pd.DataFrame({"predicted_price": np.round(explanation.prices, 0), "price_low": np.round(low, 0),
                          "price_high": np.round(high, 0), "base_price": round(explanation.base_price, 0), **effects})
 

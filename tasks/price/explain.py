@@ -32,7 +32,7 @@ from tasks.houses.montage import TILE_POSITIONS
 
 ATTRIBUTE_GROUPS = ("bedrooms", "bathrooms", "area", "zipcode")
 FILE = "baseline.json"
-CHUNK_ROWS = 2048  # coalition rows priced at once
+CHUNK_ROWS = 512  # coalition rows priced at once (two houses of a model that sees photos: 2 x 256)
 
 
 @dataclass(frozen=True)
