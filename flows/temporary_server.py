@@ -78,6 +78,9 @@ def prefect_api() -> Iterator[None]:
              "server instead: `make ui`)", port)
     logs = state_dir() / "logs" / "prefect-server.log"
     logs.parent.mkdir(parents=True, exist_ok=True)
+    from prefect.settings import get_current_settings
+
+    get_current_settings().home.mkdir(parents=True, exist_ok=True)  # its SQLite database goes there (PREFECT_HOME)
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     with open(logs, "ab") as output:
         process = subprocess.Popen(
@@ -88,8 +91,8 @@ def prefect_api() -> Iterator[None]:
         deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
         while not _healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the temporary Prefect server did not start (see {logs}); start one with "
-                                   "`make ui` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+                raise Unreachable(f"the temporary Prefect server did not start (see {logs}); start one with "
+                                  "`make ui` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
             time.sleep(0.1)
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield
