@@ -34,13 +34,8 @@ def ensure_alerts(url: str) -> None:
     block = CustomWebhookNotificationBlock(name=BLOCK_NAME, url=url, method="POST",
                                            json_data={"subject": "{{subject}}", "body": "{{body}}"})
     block_id = block.save(BLOCK_NAME, overwrite=True)
-    for name in (AUTOMATION_NAME, NOT_PROMOTED_AUTOMATION):
-        try:
-            Automation.read(name=name).delete()
-        except ValueError:  # none yet
-            pass
     notify = {"block_document_id": block_id}
-    Automation(
+    _replace(Automation(
         name=AUTOMATION_NAME,
         description="Notify when a flow run of a deployment (scheduled or started from the UI) fails or crashes.",
         trigger=EventTrigger(expect=FAILED_OR_CRASHED, match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -49,8 +44,8 @@ def ensure_alerts(url: str) -> None:
         actions=[SendNotification(**notify, subject="house-pipeline: {{ flow_run.name }} {{ flow_run.state.name }}",
                                   body="Flow run {{ flow_run.name }} of deployment {{ deployment.name }} ended "
                                        "{{ flow_run.state.name }}: {{ flow_run.state.message }}")],
-    ).create()
-    Automation(
+    ))
+    _replace(Automation(
         name=NOT_PROMOTED_AUTOMATION,
         description="Notify when the promotion gate keeps the champion (a worse model, or drifted data).",
         trigger=EventTrigger(expect={NOT_PROMOTED_EVENT}, match={"prefect.resource.id": "house-pipeline.model.*"},
@@ -58,7 +53,18 @@ def ensure_alerts(url: str) -> None:
         actions=[SendNotification(**notify, subject="house-pipeline: model version {{ event.payload.version }} not "
                                   "promoted", body="The promotion gate kept champion version "
                                   "{{ event.payload.champion }}: {{ event.payload.reasons | join('; ') }}")],
-    ).create()
+    ))
+
+
+def _replace(automation) -> None:
+    """Create `automation`, replacing one of the same name (serving or starting a worker twice keeps one)."""
+    from prefect.automations import Automation
+
+    try:
+        Automation.read(name=automation.name).delete()
+    except ValueError:  # none yet
+        pass
+    automation.create()
 
 
 ZOMBIE_AUTOMATION = "house-pipeline: a flow run stopped sending heartbeats"
@@ -79,11 +85,7 @@ def ensure_zombie_detection(heartbeat_seconds: int) -> None:
     from prefect.events.actions import ChangeFlowRunState
 
     window = MISSED_HEARTBEATS * heartbeat_seconds
-    try:
-        Automation.read(name=ZOMBIE_AUTOMATION).delete()
-    except ValueError:  # none yet
-        pass
-    Automation(
+    _replace(Automation(
         name=ZOMBIE_AUTOMATION,
         description="Mark a flow run Crashed when its heartbeats stop (its process or machine died).",
         trigger=EventTrigger(after={"prefect.flow-run.heartbeat"}, expect=RUN_ENDED,
@@ -93,4 +95,4 @@ def ensure_zombie_detection(heartbeat_seconds: int) -> None:
         actions=[ChangeFlowRunState(state=StateType.CRASHED,
                                     message=f"no heartbeat for {window} s: the process running it "
                                             "(or its machine) stopped; run it again to resume from its checkpoint")],
-    ).create()
+    ))
