@@ -10,6 +10,7 @@ import numpy as np
 
 from tasks.core.cache import Cache
 from tasks.houses.dataset import build_dataset
+from tasks.houses.duplicates import dedupe
 from tasks.houses.encoders import filter_zipcodes
 from tasks.houses.ingest import ingest_houses
 from tasks.houses.montage import tile_montage
@@ -23,7 +24,10 @@ def run_stages(data: Path, cache_dir: Path, min_houses: int = 25, tile_size: int
     start = time.perf_counter()
     ingested = ingest_houses(data)
     times["ingest"] = time.perf_counter() - start
-    kept = filter_zipcodes(ingested.houses, min_houses)
+    start = time.perf_counter()
+    houses, found = dedupe(cache, data, ingested.houses)  # duplicate records dropped, groups kept on one side
+    times["duplicates"] = time.perf_counter() - start
+    kept = filter_zipcodes(houses, min_houses)
     start = time.perf_counter()
     montages = build_montages(cache, data, kept, tile_size)
     times["montages"] = time.perf_counter() - start
@@ -32,7 +36,8 @@ def run_stages(data: Path, cache_dir: Path, min_houses: int = 25, tile_size: int
     times["dataset"] = time.perf_counter() - start
     times["total"] = sum(times.values())
     return {"seconds": times, "houses": len(kept), "montages_built": montages.computed,
-            "dataset_built": dataset.computed, "shards": [str(s) for s in montages.shards]}
+            "dataset_built": dataset.computed, "duplicate_groups": len(found.groups()),
+            "shards": [str(s) for s in montages.shards]}
 
 
 def tutorial_montage(photo_paths: list[Path], tile_size: int = 32) -> np.ndarray:

@@ -106,16 +106,35 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from tasks.price.predict import predict_new_houses
+    import time
+
+    from tasks.price.explain import format_explanation
+    from tasks.price.interval import check_level
+    from tasks.price.predict import PriceModel, predict_new_houses
 
     model, house = storage.working_path(args.model), storage.working_path(args.house)
     photos = None if args.photos is None else storage.working_path(args.photos)
+    check_level(args.interval_level)
     paths.check_input_folder("--model", model)
     paths.check_input_file("--house", house)
     if photos is not None:
         paths.check_input_folder("--photos", photos)
-    table = predict_new_houses(model, house, photos)
-    print(table.to_string(index=False, formatters={"predicted_price": "${:,.0f}".format}))
+    price_model = PriceModel.load(model)
+    started = time.perf_counter()
+    table, explanation = predict_new_houses(model, house, photos, args.interval_level, args.explain, price_model)
+    seconds = time.perf_counter() - started
+    dollars = "${:,.0f}".format
+    print(table.to_string(index=False, formatters={c: dollars for c in ("predicted_price", "price_low", "price_high")}))
+    level = f"{args.interval_level * 100:g} %"
+    if price_model.interval is None:
+        print(f"No {level} range: this model folder has no interval.json (trained before intervals)")
+    else:
+        print(f"price_low .. price_high: the {level} range (calibrated out of fold on the train houses)")
+    if explanation is not None:
+        for i, number in enumerate(table["house"]):
+            print()
+            print(format_explanation(explanation, i, f"house {number}: why {dollars(explanation.prices[i])}"))
+        print(f"\nPriced and explained {len(table)} house(s) in {seconds:.2f} s (model loaded before)")
 
 
 def _compact(args: argparse.Namespace) -> None:
@@ -160,7 +179,8 @@ def _registry(args: argparse.Namespace) -> None:
             print(f"No versions of {registry.MODEL_NAME} in {tracker.uri} yet: train one with `python -m flows train`")
         for v in found:
             print(f"{v.number:>4}  {'champion' if v.is_champion else '':<9} {v.tags.get('strategy', '?'):<6} "
-                  f"test MAPE {v.tags.get('test_mape', '?'):>8}  gate: {v.tags.get('gate', '-'):<9} "
+                  f"test MAPE {v.tags.get('test_mape', '?'):>8}  coverage {v.tags.get('test_coverage', '-'):>6}  "
+                  f"gate: {v.tags.get('gate', '-'):<9} "
                   f"{v.tags.get('gate_reasons', '')}")
     elif args.registry_action == "sync":
         _sync(tracker)
@@ -368,6 +388,10 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="model/ folder of a train run (a path or an s3:// URL)")
     predict.add_argument("--house", required=True, metavar="ATTRS_CSV", help="CSV of the new houses (path or URL)")
     predict.add_argument("--photos", help="folder with the houses' four photos each (path or URL)")
+    predict.add_argument("--interval-level", type=float, default=0.8, metavar="X",
+                         help="level of the price range (default: 0.8, an 80 %% range)")
+    predict.add_argument("--explain", action="store_true", help="also print, per house, how much each attribute "
+                         "group and each photo moved the price from the average train house's (dollars)")
     predict.set_defaults(handler=_predict)
 
     classify = commands.add_parser("classify", help=_first_sentence(ClassifyConfig.__doc__),

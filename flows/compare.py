@@ -17,21 +17,30 @@ from tasks.core.prefect_cache import with_results_in
 from tasks.houses.dataset import Dataset
 from tasks.lifecycle.prefect_tasks import record_run_task
 from tasks.price.options import PriceOptions
-from tasks.price.prefect_tasks import evaluate_task, gbm_baseline_task, leaderboard_task, train_task
+from tasks.price.prefect_tasks import (
+    calibrate_task,
+    evaluate_task,
+    gbm_baseline_task,
+    leaderboard_task,
+    train_task,
+)
 
 
 @flow(name="compare-configurations",
       flow_run_name=lambda: f"compare-configurations-{datetime.now():%Y%m%d-%H%M%S}")
 def configurations_flow(config: CompareConfig, dataset: Dataset, configurations: list[PriceOptions]) -> list[tuple]:
-    """Train each configuration on this flow's task runner: `max_parallel` threads of this process, or the
-    workers of a Dask cluster (a training per worker process, each with its share of the cores)."""
+    """Train each configuration, and the trainings that calibrate its interval, on this flow's task runner:
+    `max_parallel` threads of this process, or the workers of a Dask cluster (a training per worker process, each
+    with its share of the cores). (trained, interval) per configuration."""
     # Worker threads and processes: Prefect cannot enforce a task timeout there (it would only warn);
     # --time-limit is enforced inside training instead.
     train = with_results_in(train_task, config.cache, config.refresh_cache).with_options(timeout_seconds=None)
+    calibrate = with_results_in(calibrate_task, config.cache, config.refresh_cache).with_options(timeout_seconds=None)
     trained = [train.submit(config.cache, dataset, options, None) for options in configurations]
-    for future in trained:  # every training ends before the first error is raised: none is left running
+    calibrated = [calibrate.submit(config.cache, dataset, options, config.interval_folds) for options in configurations]
+    for future in trained + calibrated:  # every training ends before the first error is raised: none is left running
         future.wait()
-    return [future.result() for future in trained]
+    return [(done.result(), interval.result()) for done, interval in zip(trained, calibrated)]
 
 
 @flow(name="compare", flow_run_name=lambda: f"compare-{datetime.now():%Y%m%d-%H%M%S}")
@@ -48,8 +57,10 @@ def compare_flow(config: CompareConfig) -> list[dict]:
                                      threads=config.max_parallel)
         trained = configurations_flow.with_options(task_runner=runner)(config, preprocessed.dataset, configurations)
         rows = [{"name": name, **evaluate_task(done, preprocessed.dataset, options,
-                                               config.out / name.replace("/", "-"), info, None),
-                 "history": done[1]["history"]} for name, options, done in zip(names, configurations, trained)]
+                                               config.out / name.replace("/", "-"), info, None, interval,
+                                               config.interval_level),
+                 "history": done[1]["history"]}
+                for name, options, (done, interval) in zip(names, configurations, trained)]
         tags = {"dataset.cache_key": preprocessed.dataset.folder.name, "compare": config.out.name}
         for row in rows:  # one MLflow run per configuration, tagged with the compare run
             folder = config.out / row["name"].replace("/", "-")

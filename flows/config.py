@@ -15,6 +15,7 @@ from tasks.core import paths, storage
 from tasks.core.download import is_url
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
+from tasks.houses.ingest import DuplicatePolicy
 from tasks.price.options import PriceOptions, PriceSettings, Strategy
 from tasks.training.options import Trainer
 
@@ -68,6 +69,10 @@ class DataOptions(BaseModel):
     on_bad_house: Literal["fail", "skip"] = Field("fail", description="On a house with a bad line "
                                                   "or photo: stop with an error, or leave it out and "
                                                   "list it in the summary.")
+    duplicates: DuplicatePolicy = Field("keep-one", description="Houses with the same attributes and price: keep "
+                                        "the first (lowest house number) and leave the others out, or keep all. "
+                                        "Either way, houses that share a photo or a record stay on one side of "
+                                        "every split.")
     workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
                                 "and run the parallel work on it: montage shards, trainings of compare and of "
                                 "--cv folds, sweep points (each worker gets its share of the cores).")
@@ -157,7 +162,18 @@ class RunOptions(DataOptions, TrackingOptions):
         return options_for(PreprocessConfig, self, out=self.out / "preprocess", seed=self.split_seed)
 
 
-class TrainConfig(RunOptions, PriceOptions):
+class IntervalOptions(BaseModel):
+    """How the price range every model carries is calibrated and shown."""
+
+    interval_folds: int = Field(5, ge=2, le=20, description="Folds of the train houses whose out-of-fold errors "
+                                "calibrate the price range (K more trainings, cached; the same folds and trainings "
+                                "as --cv K).")
+    interval_level: float = Field(0.8, gt=0, lt=1, description="Level of the price range in the report and "
+                                  "metrics (0.8: a range that should hold 80 in 100 prices); predict and score "
+                                  "take their own.")
+
+
+class TrainConfig(RunOptions, PriceOptions, IntervalOptions):
     """Preprocess, train one model and evaluate it on the held-out houses."""
 
     out: Location = Field(Path("runs/train"), description="Folder for metrics.json, report.md, plots and "
@@ -177,7 +193,7 @@ class TrainConfig(RunOptions, PriceOptions):
         return options_for(PriceOptions, self)
 
 
-class CompareConfig(RunOptions, PriceSettings):
+class CompareConfig(RunOptions, PriceSettings, IntervalOptions):
     """Train several strategy x trainer configurations on the same split and rank them."""
 
     out: Location = Field(Path("runs/compare"), description="Folder for leaderboard.md/.csv/.png and one "
@@ -260,6 +276,10 @@ class ScoreConfig(TrackingOptions):
                                 "that see photos).")
     out: Location = Field(Path("runs/score"), description="Folder for predictions.parquet and predictions.csv.")
     model_version: int | None = Field(None, ge=1, description="Registry version to use (default: the champion).")
+    interval_level: float = Field(0.8, gt=0, lt=1, description="Level of each price's range (price_low, "
+                                  "price_high; 0.8: a range that should hold 80 in 100 prices).")
+    explain: bool = Field(False, description="Also give, per house, how much each attribute group and photo moved "
+                          "its price (effect_* columns, dollars, from base_price: the average train house's).")
     cache: Location = Field(default_factory=default_cache, description="Cache folder: a scoring of the same houses, "
                         "photos and model is reused.")
     refresh_cache: bool = refresh_cache_field()

@@ -21,6 +21,7 @@ from tasks.houses.montages import Montages
 from tasks.houses.prefect_tasks import (
     collect_montages_task,
     dataset_task,
+    duplicates_task,
     filter_task,
     ingest_task,
     montage_shards_task,
@@ -55,7 +56,8 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
     with staged(config) as config:
         data_dir = resolve_data_task(config.data, config.cache)
         ingested = ingest_task(data_dir, config.on_bad_house)
-        kept = filter_task(ingested.houses, config.min_houses_per_zip)
+        houses, found = duplicates_task(config.cache, data_dir, ingested.houses, config.duplicates)
+        kept = filter_task(houses, config.min_houses_per_zip)
         build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
                                          for t in (montages_task, dataset_task))
         if config.workers or config.dask_address:
@@ -64,7 +66,8 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
         else:
             built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
-        summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset)
+        summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset,
+                            found.summary())
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages)
+        write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages, found)
         return Preprocessed(dataset, summary)

@@ -20,5 +20,6 @@ def score_flow(config: ScoreConfig) -> dict:
     tracker, version = config.tracker(), config.registry_version()
     with staged(config) as config:
         score = with_results_in(score_task, config.cache, config.refresh_cache)
-        predictions = score(tracker, version, config.houses, config.photos, config.cache)
+        predictions = score(tracker, version, config.houses, config.photos, config.cache, config.interval_level,
+                            config.explain)
         return write_scores_task(predictions, config.out)

@@ -24,6 +24,7 @@ from tasks.lifecycle.prefect_tasks import (
 )
 from tasks.price.options import PriceOptions
 from tasks.price.prefect_tasks import (
+    calibrate_task,
     cross_validate_fold_task,
     cross_validate_task,
     evaluate_task,
@@ -56,8 +57,8 @@ def train_flow(config: TrainConfig):
         preprocessed = preprocess_flow(config.preprocess_config())
         dataset, options = preprocessed.dataset, config.training_options()
         checked = validate_data_task(dataset, tracker, config.drift_threshold, config.out)
-        train, cross_validate = (with_results_in(t, config.cache, config.refresh_cache)
-                                 for t in (train_task, cross_validate_task))
+        train, cross_validate, calibrate = (with_results_in(t, config.cache, config.refresh_cache)
+                                            for t in (train_task, cross_validate_task, calibrate_task))
         trained = train(config.cache, dataset, options, progress_key="train-progress")
         folds = None
         if config.cv and (config.workers or config.dask_address):  # the folds as tasks on the cluster
@@ -65,7 +66,9 @@ def train_flow(config: TrainConfig):
             folds = cv_folds_flow.with_options(task_runner=runner)(config, dataset, options)
         elif config.cv:
             folds = cross_validate(config.cache, dataset, options, config.cv)
-        metrics = evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds)
+        calibrated = calibrate(config.cache, dataset, options, config.interval_folds)
+        metrics = evaluate_task(trained, dataset, options, config.out, data_info(config, preprocessed.summary), folds,
+                                calibrated, config.interval_level)
         tags = {"data.manifest_sha256": manifest_sha256(config.out), "dataset.cache_key": dataset.folder.name,
                 "code.version": price_code_version()[:12], "strategy": options.strategy}
         recorded = record_run_task(tracker, "house-prices", config.out.name, config.model_dump(mode="json"), metrics,
@@ -87,4 +90,4 @@ def data_info(config: RunOptions, summary: dict) -> dict:
     """What a report says about the data, from the preprocessing summary of this run."""
     return {"source": config.data, "houses_read": summary["houses_read"], "houses_kept": summary["houses_kept"],
             "zipcodes_kept": summary["zipcodes_kept"], "min_houses_per_zip": config.min_houses_per_zip,
-            "split_seed": config.split_seed}
+            "split_seed": config.split_seed, "duplicates": summary.get("duplicates", {}).get("counts")}

@@ -39,7 +39,8 @@ def make_houses(folder: Path, zipcodes: list[int], photo_size: tuple[int, int] =
         bedrooms, bathrooms, area, price = 1 + number % 5, 1 + number % 3, 1000 + 37 * number, 100000 + 5000 * number
         lines.append((bedrooms, bathrooms, area, zipcode, price))
         for kind in PHOTO_KINDS:
-            write_photo(folder / f"{number}_{kind}.jpg", KIND_COLORS[kind], photo_size, noise=20, seed=number)
+            write_photo(folder / f"{number}_{kind}.jpg", KIND_COLORS[kind], photo_size, noise=20,
+                        seed=4 * number + PHOTO_KINDS.index(kind))  # distinct noise: no two photos alike
     if csv:
         rows = ["bedrooms,bathrooms,area,zipcode,price"] + [",".join(map(str, line)) for line in lines]
         (folder / "houses.csv").write_text("\n".join(rows) + "\n")

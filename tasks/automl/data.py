@@ -16,7 +16,7 @@ import numpy as np
 
 from tasks.core.errors import DataError
 from tasks.core.images import images_by_subfolder, read_image
-from tasks.core.splits import holdout_rows
+from tasks.core.splits import grouped_holdout_rows
 from tasks.houses.arrays import read_split
 from tasks.houses.dataset import Dataset
 from tasks.houses.ingest import PHOTO_KINDS
@@ -45,8 +45,9 @@ class TaskData:
         return np.exp(np.asarray(predicted, np.float64).reshape(-1) * self.log_std + self.log_mean)
 
 
-def _split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    fit, val = holdout_rows(n, fraction, seed)
+def _split_rows(n: int, fraction: float, seed: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Search-train and validation rows; a duplicate group of houses stays on one side."""
+    fit, val = grouped_holdout_rows(n, fraction, seed, groups)
     if len(val) == 0:
         raise DataError(f"a validation share of {fraction} of {n} houses is no house; raise --validation-fraction")
     return fit, val
@@ -55,9 +56,9 @@ def _split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
 def regression_data(dataset: Dataset, task: str, validation_fraction: float, seed: int) -> TaskData:
     """Train houses split into search-train and validation; test houses kept for the evaluation."""
     names = TASK_INPUTS[task]
-    train = read_split(dataset.train_path, (*names, "price"))
+    train = read_split(dataset.train_path, (*names, "price", "group"))
     test = read_split(dataset.test_path, (*names, "price"))
-    fit, val = _split_rows(len(train["price"]), validation_fraction, seed)
+    fit, val = _split_rows(len(train["price"]), validation_fraction, seed, train["group"])
     logs = np.log(train["price"])
     mean, std = float(logs[fit].mean()), float(logs[fit].std() or 1.0)
     target = ((logs - mean) / std).astype(np.float32)
@@ -73,9 +74,9 @@ def room_tiles(montages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def room_type_data(dataset: Dataset, validation_fraction: float, seed: int) -> TaskData:
     """Each house photo labelled with its room; validation and test by house, never by photo."""
-    train = read_split(dataset.train_path, ("montage",))["montage"]
-    test = read_split(dataset.test_path, ("montage",))["montage"]
-    fit, val = _split_rows(len(train), validation_fraction, seed)
+    train_split = read_split(dataset.train_path, ("montage", "group"))
+    train, test = train_split["montage"], read_split(dataset.test_path, ("montage",))["montage"]
+    fit, val = _split_rows(len(train), validation_fraction, seed, train_split["group"])
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = room_tiles(train[fit]), room_tiles(train[val]), room_tiles(test)
     return TaskData([x_fit], y_fit, [x_val], y_val, [x_test], y_test, classes=list(PHOTO_KINDS))
 

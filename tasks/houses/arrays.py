@@ -2,7 +2,7 @@
 in chunks. Kept apart from tasks.houses.dataset, whose code is part of the dataset's cache key.
 
 Names: "attributes" (N, F) float32 features; "montage" (N, 2t, 2t, 3) float32 BGR in [0, 1];
-"price" (N,) float64 dollars; "house" (N,) int64.
+"price" (N,) float64 dollars; "house" (N,) int64; "group" (N,) int64 (duplicate group, tasks.houses.duplicates).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from tasks.core import parquet
 
-ARRAY_COLUMNS = {"attributes": "features", "montage": "montage", "price": "price", "house": "house"}
+ARRAY_COLUMNS = {"attributes": "features", "montage": "montage", "price": "price", "house": "house", "group": "group"}
 
 
 def montage_side(path: Path) -> int:
@@ -33,7 +33,7 @@ def table_arrays(table: pa.Table, names: tuple[str, ...], side: int) -> dict[str
     if "montage" in names:
         raw = np.frombuffer(b"".join(table["montage"].to_pylist()), np.uint8)
         out["montage"] = raw.reshape(-1, side, side, 3).astype(np.float32) / 255.0  # (B, H, W, 3)
-    for name in ("price", "house"):
+    for name in ("price", "house", "group"):
         if name in names:
             out[name] = table[name].to_numpy().astype(np.float64 if name == "price" else np.int64)
     return out

@@ -2,7 +2,9 @@
 
 Entry files: `train.parquet`, `test.parquet` (one row per house: house, the raw attributes,
 `features` (list<float32>, see tasks.houses.encoders), `target` (price / train maximum, float32) and
-`montage` (binary, BGR uint8 of shape (2*tile, 2*tile, 3))), `encoders.json` and `split.json`.
+`montage` (binary, BGR uint8 of shape (2*tile, 2*tile, 3)), `group` (int64: the house's duplicate group, its
+lowest house number, tasks.houses.duplicates; every split of the train houses keeps a group on one side)),
+`encoders.json` and `split.json`.
 Rows are in house order and written in row groups of ROW_GROUP rows, so a reader can stream them.
 """
 
@@ -65,7 +67,7 @@ def dataset_schema(n_features: int) -> pa.Schema:
         [("house", pa.int64())]
         + [(c, pa.int64() if c == "zipcode" else pa.float64()) for c in ATTRIBUTE_COLUMNS]
         + [("features", pa.list_(pa.float32(), n_features)), ("target", pa.float32()),
-           ("montage", pa.binary())])
+           ("montage", pa.binary()), ("group", pa.int64())])
 
 
 def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Montages, encoders: dict) -> None:
@@ -77,7 +79,8 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
         features = encoding.encode_attributes(frame, encoders)
         targets = encoding.scale_prices(frame["price"], encoders)
         for i, (_, row) in enumerate(frame.iterrows()):
-            rows[int(row["house"])] = (name, [row[c] for c in ATTRIBUTE_COLUMNS], features[i], targets[i])
+            group = int(row["group"]) if "group" in frame.columns else int(row["house"])
+            rows[int(row["house"])] = (name, [row[c] for c in ATTRIBUTE_COLUMNS], features[i], targets[i], group)
     writers = {name: parquet.writer(folder / f"{name}.parquet", schema) for name in SPLITS}
     pending: dict[str, list] = {name: [] for name in SPLITS}
 
@@ -96,8 +99,8 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
             for house, montage in zip(table["house"].to_pylist(), table["montage"].to_pylist()):
                 if house not in rows:
                     continue
-                name, attributes, features, target = rows[house]
-                pending[name].append((house, *attributes, features.tolist(), float(target), montage))
+                name, attributes, features, target, group = rows[house]
+                pending[name].append((house, *attributes, features.tolist(), float(target), montage, group))
                 if len(pending[name]) >= ROW_GROUP:
                     flush(name)
         for name in SPLITS:
@@ -114,7 +117,8 @@ def _usable(kept: pd.DataFrame, montages: Montages) -> pd.DataFrame:
 
 
 def dataset_key(kept: pd.DataFrame, montages: Montages, test_size: float, seed: int) -> str:
-    attributes = _usable(kept, montages)[["house", *ATTRIBUTE_COLUMNS]]
+    usable = _usable(kept, montages)
+    attributes = usable[["house", *ATTRIBUTE_COLUMNS, *(["group"] if "group" in usable.columns else [])]]
     return digest(STAGE, code_version(encoding, sys.modules[__name__]), test_size, seed,
                   montages.tile_size, attributes.to_numpy().tolist(),
                   [shard.parent.name for shard in montages.shards])
@@ -150,9 +154,18 @@ class Preprocessed:
     summary: dict
 
 
+def straddling_groups(dataset: Dataset) -> list[int]:
+    """The duplicate groups with houses in both train and test (none, by construction)."""
+    train, test = (set(parquet.read_table(path, columns=["group"])["group"].to_pylist())
+                   for path in (dataset.train_path, dataset.test_path))
+    return sorted(train & test)
+
+
 def summarize(parameters: dict, houses_read: int, skipped: list[dict], montages: Montages,
-              dataset: Dataset) -> dict:
+              dataset: Dataset, duplicates: dict | None = None) -> dict:
     """What a person (and the next stage) needs to know about one preprocessing run."""
+    found = {} if duplicates is None else {"duplicates": {**duplicates,
+                                                          "straddling_train_test": straddling_groups(dataset)}}
     return {
         "houses_read": houses_read,
         "houses_kept": dataset.n_train + dataset.n_test,
@@ -168,5 +181,6 @@ def summarize(parameters: dict, houses_read: int, skipped: list[dict], montages:
             "montage_shards_reused": montages.reused,
             "dataset_built": dataset.computed,
         },
+        **found,
     }
 

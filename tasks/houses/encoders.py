@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from tasks.core.errors import DataError
+from tasks.core.splits import groups_whole
 
 CONTINUOUS_COLUMNS = ("bedrooms", "bathrooms", "area")
 
@@ -32,7 +33,9 @@ def filter_zipcodes(houses: pd.DataFrame, min_houses: int) -> pd.DataFrame:
 
 
 def split_houses(houses: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """scikit-learn's train_test_split, as the tutorials call it (same houses, same order)."""
+    """scikit-learn's train_test_split, as the tutorials call it (same houses, same order); then, when the
+    houses have a `group` column (tasks.houses.duplicates), each group that straddles the split moves wholly
+    to the side holding most of it (train on a tie). Without groups this is exactly the tutorials' split."""
     n = len(houses)
     n_test = math.ceil(test_size * n)
     if n_test == 0 or n - n_test == 0:
@@ -40,7 +43,22 @@ def split_houses(houses: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.
             f"--test-size {test_size} on {n} house(s) gives {n - n_test} train and {n_test} test "
             "houses; both must be non-empty: use more houses or another --test-size")
     train, test = train_test_split(houses, test_size=test_size, random_state=seed)
+    if "group" in houses.columns:
+        train, test = _groups_on_one_side(train, test)
+    if train.empty or test.empty:
+        raise DataError(f"--test-size {test_size}: keeping each duplicate group on one side leaves "
+                        f"{len(train)} train and {len(test)} test houses; use more houses or another --test-size")
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def _groups_on_one_side(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each group wholly on the side holding most of it (train on a tie); the order within each side kept."""
+    both = pd.concat([train, test])
+    sides = groups_whole(both["group"].to_numpy(), np.r_[np.zeros(len(train), int), np.ones(len(test), int)])
+    moved_in = both.iloc[len(train):][sides[len(train):] == 0]
+    moved_out = both.iloc[:len(train)][sides[:len(train)] == 1]
+    return (pd.concat([train[sides[:len(train)] == 0], moved_in]),
+            pd.concat([test[sides[len(train):] == 1], moved_out]))
 
 
 def fit_encoders(train: pd.DataFrame, kept: pd.DataFrame) -> dict:

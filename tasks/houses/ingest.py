@@ -30,6 +30,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 OnBadHouse = Literal["fail", "skip"]
+DuplicatePolicy = Literal["keep-one", "keep-all"]  # duplicate records: see tasks.houses.duplicates
 SKIP_HINT = "Fix these, or pass --on-bad-house skip to leave the affected houses out."
 
 

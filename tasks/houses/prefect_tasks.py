@@ -21,10 +21,10 @@ from tasks.core import storage
 from tasks.core.cache import Cache
 from tasks.core.download import TransientDownloadError
 from tasks.core.errors import DataError
-from tasks.core.files import atomic_copy, atomic_write_json
+from tasks.core.files import atomic_copy, atomic_write_json, atomic_write_text
 from tasks.core.hashing import digest
 from tasks.core.prefect_cache import cached, refreshing
-from tasks.houses import encoders, ingest, montages
+from tasks.houses import duplicates, encoders, ingest, montages
 from tasks.houses.dataset import STAGE as DATASET_STAGE
 from tasks.houses.dataset import Dataset, build_dataset, dataset_key
 from tasks.houses.source import resolve_data_source
@@ -53,6 +53,22 @@ def ingest_task(data_dir: Path, on_bad_house: ingest.OnBadHouse) -> ingest.Inges
     log.info("Read %d houses from %s (%d photos hashed, %d skipped)", result.houses_read, result.attributes_file,
              4 * len(result.houses), len(result.skipped))
     return result
+
+
+@task(name="find-duplicates", cache_policy=NO_CACHE)
+def duplicates_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame,
+                    policy: ingest.DuplicatePolicy) -> tuple[pd.DataFrame, duplicates.Duplicates]:
+    """Photos shared across or within houses (identical or near-identical) and repeated records: the houses
+    kept (with their duplicate group) and what was found. Perceptual hashes are cached by photo content."""
+    log = get_run_logger()
+    kept, found = duplicates.dedupe(Cache(cache_dir, log, refreshing()), data_dir, houses, policy)
+    for line in duplicates.warnings(found):
+        log.warning("Warning: %s", line)
+    counts = found.summary()["counts"]
+    log.info("Duplicates: %d group(s) of %d houses (%d shared photo pair(s), %d duplicate record(s), %d left out "
+             "by --duplicates %s)", counts["groups"], counts["houses_in_groups"], counts["shared_photos"],
+             counts["duplicate_records"], counts["dropped"], policy)
+    return kept, found
 
 
 @task(name="filter-zipcodes", cache_policy=NO_CACHE)
@@ -138,9 +154,10 @@ def dataset_task(cache_dir: Path, kept: pd.DataFrame, built: montages.Montages,
 
 @task(name="write-outputs", cache_policy=NO_CACHE)
 def write_outputs_task(out: Path, summary: dict, ingested: ingest.Ingested, dataset: Dataset,
-                       built: montages.Montages, export_dir: Path | None) -> Path:
-    """summary.json, manifest.json and encoders.json into --out; montages as PNG if asked."""
+                       built: montages.Montages, export_dir: Path | None, found: duplicates.Duplicates) -> Path:
+    """summary.json, manifest.json, encoders.json and duplicates.md into --out; montages as PNG if asked."""
     atomic_write_json(out / "manifest.json", ingested.manifest)
+    atomic_write_text(out / "duplicates.md", duplicates.markdown(found))
     atomic_copy(dataset.encoders_path, out / "encoders.json")
     if export_dir is not None:
         count = montages.export_montages(built.shards, built.tile_size, export_dir)

@@ -15,14 +15,18 @@ import pandas as pd
 from tasks.core import parquet
 from tasks.houses.arrays import montage_side
 from tasks.houses.montage import montage_tiles, resize_tile, tile_montage
+from tasks.price.interval import DEFAULT_LEVEL, interval_metrics
 from tasks.training.metrics import regression_metrics
 
-COMPARED = {"mape_mean": "MAPE mean (%)", "mape_median": "MAPE median (%)", "mae": "MAE ($)", "rmse": "RMSE ($)",
-            "r2": "R^2"}
+COMPARED = {"mape_mean": "MAPE mean (%)", "coverage": "80 % range coverage (%)", "mean_width": "80 % range mean "
+            "width ($)", "mape_median": "MAPE median (%)", "mae": "MAE ($)", "rmse": "RMSE ($)", "r2": "R^2"}
 
 
 def _shown(name: str, value: float) -> str:
-    return f"{value:,.0f}" if name in ("mae", "rmse") else f"{value:.3f}" if name == "r2" else f"{value:.2f}"
+    if name == "coverage":
+        return f"{value * 100:.1f}"
+    return f"{value:,.0f}" if name in ("mae", "rmse", "mean_width") else f"{value:.3f}" if name == "r2" else \
+        f"{value:.2f}"
 
 
 def test_houses(test_path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -40,9 +44,15 @@ def _retiled(montages: np.ndarray, tile_size: int) -> np.ndarray:
                      for tiles in montage_tiles(montages)])
 
 
-def score_on(price_model, houses: pd.DataFrame, montages: np.ndarray) -> dict:
+def score_on(price_model, houses: pd.DataFrame, montages: np.ndarray, level: float = DEFAULT_LEVEL) -> dict:
+    """Regression metrics and, for a model with an interval, the coverage and mean width of its range."""
     montages = _retiled(montages, price_model.encoders["tile_size"]) if price_model.needs_photos() else None
-    return regression_metrics(houses["price"].to_numpy(), price_model.predict(houses, montages))
+    actual, predicted = houses["price"].to_numpy(), price_model.predict(houses, montages)
+    scores = regression_metrics(actual, predicted)
+    if price_model.interval is not None:
+        found = interval_metrics(price_model.interval, actual, predicted, level)
+        scores |= {"coverage": found["coverage"], "mean_width": found["mean_width"]}
+    return scores
 
 
 def compare(candidate, champion, houses: pd.DataFrame, montages: np.ndarray) -> dict:
@@ -79,16 +89,29 @@ def decide(metrics: dict, comparison: dict | None, drift: dict, tolerance: float
 def markdown(candidate_version: int, champion_version: int | None, metrics: dict, comparison: dict | None,
              promoted: bool, reasons: list[str]) -> str:
     verdict = "promoted to champion" if promoted else "not promoted: the champion stays"
+    interval = metrics.get("interval")
+    covered = ("" if not interval else f", its {interval['level'] * 100:g} % price range covering "
+               f"{interval['coverage'] * 100:.1f} % of them (mean width ${interval['mean_width']:,.0f})")
     lines = [f"# Promotion gate: version {candidate_version} {verdict}", "",
              *(f"- {reason}" for reason in reasons), "",
              f"Naive baseline test MAPE: {metrics['baseline']['mape_mean']:.2f} %; candidate: "
-             f"{metrics['mape_mean']:.2f} % on all {metrics['n_test']} test houses.", ""]
+             f"{metrics['mape_mean']:.2f} % on all {metrics['n_test']} test houses{covered}.", ""]
     if comparison and comparison.get("houses"):
         lines += [f"## Candidate vs champion (version {champion_version}) on the same {comparison['houses']} test "
                   f"houses ({comparison['left_out']} in zip codes the champion never saw left out)", "",
                   "| metric | candidate | champion | better |", "|---|---|---|---|"]
         for name, label in COMPARED.items():
+            if name not in comparison["candidate"] or name not in comparison["champion"]:
+                shown = {side: _shown(name, comparison[side][name]) if name in comparison[side] else "none"
+                         for side in ("candidate", "champion")}
+                lines.append(f"| {label} | {shown['candidate']} | {shown['champion']} | - |")
+                continue
             new, old = comparison["candidate"][name], comparison["champion"][name]
-            better = "same" if new == old else "candidate" if (new > old if name == "r2" else new < old) else "champion"
+            if name == "coverage":  # the closer to the range's level, the better
+                new_gap, old_gap = abs(new - DEFAULT_LEVEL), abs(old - DEFAULT_LEVEL)
+                better = "same" if new_gap == old_gap else "candidate" if new_gap < old_gap else "champion"
+            else:
+                better = "same" if new == old else "candidate" if (new > old if name == "r2" else new < old) \
+                    else "champion"
             lines.append(f"| {label} | {_shown(name, new)} | {_shown(name, old)} | {better} |")
     return "\n".join(lines) + "\n"

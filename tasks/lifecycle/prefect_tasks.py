@@ -25,6 +25,7 @@ from tasks.houses.ingest import ATTRIBUTE_COLUMNS
 from tasks.lifecycle import gate, outbox, registry, scoring, tracking, validation
 from tasks.lifecycle.promotion import register_and_gate, verdict_line
 from tasks.lifecycle.tracking import Tracking, TrackingUnavailable
+from tasks.price.interval import DEFAULT_LEVEL
 
 SCORE_STAGE = "score"
 
@@ -163,20 +164,22 @@ def manifest_sha256(out: Path) -> str | None:
 def _scores_entry(inputs: dict) -> tuple[str, bool]:
     from tasks.core.cache import Cache
 
-    _, key = scoring.plan_scoring(inputs["houses_csv"], inputs["photos_dir"], inputs["version"].tags)
+    _, key = scoring.plan_scoring(inputs["houses_csv"], inputs["photos_dir"], inputs["version"].tags,
+                                  inputs["level"], inputs["explain"])
     return key, Cache(inputs["cache_dir"]).lookup(SCORE_STAGE, key) is not None
 
 
 @task(**cached("score-houses", _scores_entry))
 def score_task(tracker: Tracking, version: registry.Version, houses_csv: Path, photos_dir: Path | None,
-               cache_dir: Path) -> Path:
-    """Price the houses with a registry version (its files verified first); the cached predictions file."""
+               cache_dir: Path, level: float = DEFAULT_LEVEL, explain: bool = False) -> Path:
+    """Price the houses with a registry version (its files verified first), each price with its range at `level`
+    and, with `explain`, each input's effect; the cached predictions file."""
     from tasks.core.cache import Cache
     from tasks.price.predict import PriceModel
 
     log = get_run_logger()
     cache = Cache(cache_dir, log, refreshing())
-    houses, key = scoring.plan_scoring(houses_csv, photos_dir, version.tags)
+    houses, key = scoring.plan_scoring(houses_csv, photos_dir, version.tags, level, explain)
     found = cache.lookup(SCORE_STAGE, key)
     if found is not None:
         return found / "predictions.parquet"
@@ -185,7 +188,7 @@ def score_task(tracker: Tracking, version: registry.Version, houses_csv: Path, p
         if price_model.needs_photos() and photos_dir is None:
             raise DataError(f"version {version.number} is a {price_model.strategy} model and needs photos: pass "
                             "--photos DIR (with {house}_{room}.jpg files)")
-        prices = scoring.price_frame(price_model, houses)
+        prices = scoring.price_frame(price_model, houses, level, explain)
     table = scoring.scored_table(houses, prices, version.number)
     with cache.write(SCORE_STAGE, key) as folder:
         parquet.write_table(pa.Table.from_pandas(table, preserve_index=False), folder / "predictions.parquet")

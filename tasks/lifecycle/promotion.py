@@ -52,8 +52,13 @@ def _register_and_gate(tracker: Tracking, run_id: str, model_dir: Path, test_pat
                 "reasons": [f"unchanged: the same model as version {same.number}"],
                 "champion": (registry.champion(tracker) or same).number}
     # A version registered before the store went away, but never gated, is gated now (not registered twice).
+    interval = metrics.get("interval") or {}
+    ranged = {} if not interval else {"interval_level": f"{interval['level']:g}",
+                                      "test_coverage": f"{interval['coverage']:.4f}",
+                                      "test_interval_mean_width": f"{interval['mean_width']:.0f}"}
     candidate = same or registry.register(tracker, run_id, model_dir, {**tags, "strategy": metrics["strategy"],
-                                                                       "test_mape": f"{metrics['mape_mean']:.4f}"})
+                                                                       "test_mape": f"{metrics['mape_mean']:.4f}",
+                                                                       **ranged})
     with registry.promotion_lock(log):
         champion = registry.champion(tracker)
         comparison, unusable = (None, None) if champion is None else _comparison(tracker, champion, model_dir,

@@ -26,6 +26,8 @@ MODEL_NAME = "house-price"
 CHAMPION = "champion"
 NOT_PROMOTED_EVENT = "house-pipeline.model.not-promoted"  # the gate emits it; flows.alerts notifies on it
 MODEL_FILES = ("model.keras", "encoders.json", "training.json")
+OPTIONAL_FILES = ("interval.json", "baseline.json")  # the price range and the explanations' baseline: absent in
+# versions registered before them (those price without a range or explanation)
 PYFUNC_CODE = Path(__file__).with_name("price_pyfunc.py")
 LOG = logging.getLogger(__name__)
 
@@ -70,15 +72,22 @@ def log_price_model(tracking: Tracking, run_id: str, model_dir: Path) -> str:
 
 
 def _signature():
-    """Attributes as numbers, each photo a path or data URI (optional: models without photos ignore them)."""
+    """Attributes as numbers, each photo a path or data URI (optional: models without photos ignore them); the
+    params `interval_level` (the range's level) and `explain` (add each input's effect)."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     from tasks.lifecycle.scoring import PHOTO_COLUMNS
+    from tasks.price.explain import player_names
+    from tasks.price.interval import DEFAULT_LEVEL
 
     inputs = [ColSpec("double", name) for name in ("bedrooms", "bathrooms", "area")] + [ColSpec("long", "zipcode")]
     inputs += [ColSpec("string", name, required=False) for name in PHOTO_COLUMNS]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", "predicted_price")]))
+    outputs = [ColSpec("double", name) for name in ("predicted_price", "price_low", "price_high")]
+    outputs += [ColSpec("double", name, required=False)
+                for name in ("base_price", *(f"effect_{p}" for p in player_names(("attributes", "montage"))))]
+    params = ParamSchema([ParamSpec("interval_level", "double", DEFAULT_LEVEL), ParamSpec("explain", "boolean", False)])
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
 
 
 def register(tracking: Tracking, run_id: str, model_dir: Path, tags: dict[str, str]) -> Version:
@@ -91,7 +100,8 @@ def register(tracking: Tracking, run_id: str, model_dir: Path, tags: dict[str, s
         client.create_registered_model(MODEL_NAME, description="House prices from attributes and photos.")
     except MlflowException:  # already there
         pass
-    hashes = {f"sha256.{name}": file_sha256(model_dir / name) for name in MODEL_FILES}
+    hashes = {f"sha256.{name}": file_sha256(model_dir / name) for name in (*MODEL_FILES, *OPTIONAL_FILES)
+              if name in MODEL_FILES or (model_dir / name).is_file()}
     created = client.create_model_version(MODEL_NAME, source=source, run_id=run_id, tags={**tags, **hashes})
     return _version(created)
 
@@ -147,8 +157,10 @@ def model_folder(tracking: Tracking, found: Version, into: Path) -> Path:
         raise DataError(f"registry version {found.number} of {MODEL_NAME}: its files cannot be read from "
                         f"{found.source} ({type(error).__name__}); it is not served. Promote another version "
                         "or train again") from None
-    for name in MODEL_FILES:
+    for name in (*MODEL_FILES, *OPTIONAL_FILES):
         expected = found.tags.get(f"sha256.{name}")
+        if name in OPTIONAL_FILES and not expected:
+            continue
         path = local / name
         if not path.is_file() or (expected and file_sha256(path) != expected):
             raise DataError(f"registry version {found.number} of {MODEL_NAME}: {name} is "

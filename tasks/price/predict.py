@@ -1,4 +1,6 @@
-"""Price new houses with an exported model folder (model.keras, encoders.json, training.json)."""
+"""Price new houses with an exported model folder (model.keras, encoders.json, training.json, interval.json,
+baseline.json): the price, its calibrated range (tasks.price.interval) and, when asked, how much each attribute
+group and photo moved it (tasks.price.explain)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from tasks.core.errors import DataError
 from tasks.houses.encoders import encode_attributes
 from tasks.houses.ingest import ATTRIBUTE_COLUMNS, PHOTO_KINDS, find_photos
 from tasks.houses.montage import house_montage
+from tasks.price import explain as explaining
+from tasks.price import interval as intervals
 from tasks.price.data import STRATEGY_INPUTS, TargetScale
 from tasks.training.saved_models import load_keras_model
 
@@ -62,6 +66,8 @@ class PriceModel:
     encoders: dict
     strategy: str
     scale: TargetScale
+    interval: intervals.Interval | None = None  # None: a model folder from before intervals
+    baseline: explaining.Baseline | None = None  # None: a model folder from before explanations
 
     @classmethod
     def load(cls, folder: Path) -> PriceModel:
@@ -86,13 +92,19 @@ class PriceModel:
             raise DataError(f"model.keras takes inputs {taken or 'without names'}, but training.json says a {strategy} "
                             f"model (inputs {sorted(inputs)}): the folder's files come from different runs; use the "
                             "model/ folder of one train run", folder)
-        return cls(model, encoders, strategy, scale)
+        interval = (intervals.Interval.load(folder / intervals.FILE) if (folder / intervals.FILE).is_file()
+                    else None)
+        baseline = (explaining.Baseline.load(folder / explaining.FILE) if (folder / explaining.FILE).is_file()
+                    else None)
+        return cls(model, encoders, strategy, scale, interval, baseline)
 
     def needs_photos(self) -> bool:
         return "montage" in STRATEGY_INPUTS[self.strategy]
 
-    def predict(self, houses: pd.DataFrame, montages: np.ndarray | None, source: Path | None = None) -> np.ndarray:
-        """Prices of `houses` (bedrooms, bathrooms, area, zipcode) with their (N, 2t, 2t, 3) uint8 montages."""
+    def inputs(self, houses: pd.DataFrame, montages: np.ndarray | None,
+               source: Path | None = None) -> dict[str, np.ndarray]:
+        """The model's inputs for `houses` (bedrooms, bathrooms, area, zipcode) and their (N, 2t, 2t, 3) uint8
+        montages."""
         inputs: dict[str, np.ndarray] = {}
         if "attributes" in STRATEGY_INPUTS[self.strategy]:
             try:
@@ -101,7 +113,34 @@ class PriceModel:
                 raise DataError(error.message, source) from None
         if self.needs_photos():
             inputs["montage"] = np.asarray(montages, np.float32) / 255.0
-        return self.scale.to_price(self.model.predict(inputs, verbose=0))
+        return inputs
+
+    def price_of(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Prices (dollars) of model inputs. Up to CHUNK_ROWS rows (one house, or its explanation's coalitions)
+        in one direct call: `predict`'s data pipeline and graph tracing cost about a second on a first call."""
+        if len(next(iter(inputs.values()))) <= explaining.CHUNK_ROWS:
+            return self.scale.to_price(np.asarray(self.model(inputs, training=False)))
+        return self.scale.to_price(self.model.predict(inputs, batch_size=explaining.CHUNK_ROWS, verbose=0))
+
+    def predict(self, houses: pd.DataFrame, montages: np.ndarray | None, source: Path | None = None) -> np.ndarray:
+        """Prices of `houses` (bedrooms, bathrooms, area, zipcode) with their (N, 2t, 2t, 3) uint8 montages."""
+        return self.price_of(self.inputs(houses, montages, source))
+
+    def bounds(self, prices: np.ndarray, level: float = intervals.DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of the level's range around each price; NaN for a model folder without interval.json."""
+        if self.interval is None:
+            intervals.check_level(level)
+            return np.full(len(prices), np.nan), np.full(len(prices), np.nan)
+        return self.interval.bounds(prices, level)
+
+    def explain(self, houses: pd.DataFrame, montages: np.ndarray | None,
+                source: Path | None = None) -> explaining.Explanation:
+        """How much each attribute group and photo moved each house's price (dollars; see tasks.price.explain)."""
+        if self.baseline is None:
+            raise DataError(f"this model folder has no {explaining.FILE} (it was trained before explanations): "
+                            "train it again to explain its prices")
+        return explaining.explain(self.price_of, self.inputs(houses, montages, source), self.baseline,
+                                  self.encoders["feature_names"])
 
 
 def photo_paths(houses: pd.DataFrame, photos_dir: Path) -> list[list[Path]]:
@@ -122,9 +161,13 @@ def folder_montages(houses: pd.DataFrame, photos_dir: Path, tile_size: int) -> n
     return np.stack([house_montage(paths, tile_size) for paths in photo_paths(houses, photos_dir)])
 
 
-def predict_new_houses(model_dir: Path, houses_csv: Path, photos_dir: Path | None) -> pd.DataFrame:
-    """The houses of a CSV with a predicted_price column."""
-    price_model = PriceModel.load(model_dir)
+def predict_new_houses(model_dir: Path, houses_csv: Path, photos_dir: Path | None,
+                       level: float = intervals.DEFAULT_LEVEL, explain: bool = False,
+                       price_model: PriceModel | None = None) -> tuple[pd.DataFrame, explaining.Explanation | None]:
+    """(the houses of a CSV with predicted_price, price_low and price_high: the level's range; with `explain`,
+    each house's explanation)."""
+    intervals.check_level(level)
+    price_model = price_model or PriceModel.load(model_dir)
     houses = read_new_houses(houses_csv)
     montages = None
     if price_model.needs_photos():
@@ -132,4 +175,7 @@ def predict_new_houses(model_dir: Path, houses_csv: Path, photos_dir: Path | Non
             raise DataError(f"the {price_model.strategy} model needs photos: pass --photos DIR")
         montages = folder_montages(houses, photos_dir, price_model.encoders["tile_size"])
     prices = price_model.predict(houses, montages, houses_csv)
-    return houses.assign(predicted_price=np.round(prices, 0))
+    low, high = price_model.bounds(prices, level)
+    table = houses.assign(predicted_price=np.round(prices, 0), price_low=np.round(low, 0),
+                          price_high=np.round(high, 0))
+    return table, price_model.explain(houses, montages, houses_csv) if explain else None

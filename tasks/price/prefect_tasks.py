@@ -20,10 +20,11 @@ from tasks.core import storage
 from tasks.core.artifacts import publish, publish_markdown
 from tasks.core.hashing import code_version, digest
 from tasks.core.prefect_cache import cached, refreshing
-from tasks.core.splits import kfold_rows
+from tasks.core.splits import group_kfold_rows
 from tasks.core.storage import shown
+from tasks.houses.arrays import read_split
 from tasks.houses.dataset import Dataset
-from tasks.price import data, evaluate, gbm, leaderboard, models, train
+from tasks.price import data, evaluate, gbm, interval, leaderboard, models, train
 from tasks.price.options import PriceOptions
 from tasks.training import backbones, engine, streams
 from tasks.training.progress import finished_training, progress_reporter, reuse_or_train
@@ -58,8 +59,11 @@ def train_or_reuse(cache_dir: Path, dataset: Dataset, options: PriceOptions, row
         log, refreshing())
 
 
-def _fold_rows(dataset: Dataset, options: PriceOptions, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    return list(kfold_rows(dataset.n_train, k, options.seed))
+def fold_rows(dataset: Dataset, options: PriceOptions, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds of the train houses, each duplicate group wholly in one fold (cross-validation and the
+    interval's calibration share them, and so their trainings)."""
+    groups = read_split(dataset.train_path, ("group",))["group"]
+    return group_kfold_rows(dataset.n_train, k, options.seed, groups)
 
 
 def _train_entry(inputs: dict) -> tuple[str, bool]:
@@ -69,7 +73,7 @@ def _train_entry(inputs: dict) -> tuple[str, bool]:
 
 def _cv_entry(inputs: dict) -> tuple[str, bool]:
     folders = [training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
-               for fit_rows, _ in _fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
+               for fit_rows, _ in fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
     return (digest("cross-validate", [f.name for f in folders]),
             all(finished_training(f)[0] is not None for f in folders))
 
@@ -84,7 +88,7 @@ def train_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, progres
 def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int) -> list[dict]:
     """K-fold CV by house on the train split: each fold's metrics on its held-out houses."""
     results = []
-    for i, (fit_rows, held_out) in enumerate(_fold_rows(dataset, options, k)):
+    for i, (fit_rows, held_out) in enumerate(fold_rows(dataset, options, k)):
         get_run_logger().info("Cross-validation fold %d/%d: %d houses to train, %d held out",
                               i + 1, k, len(fit_rows), len(held_out))
         folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
@@ -93,7 +97,7 @@ def cross_validate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions
 
 
 def _fold_entry(inputs: dict) -> tuple[str, bool]:
-    fit_rows, _ = _fold_rows(inputs["dataset"], inputs["options"], inputs["k"])[inputs["fold"]]
+    fit_rows, _ = fold_rows(inputs["dataset"], inputs["options"], inputs["k"])[inputs["fold"]]
     folder = training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
     return digest("cross-validate-fold", folder.name), finished_training(folder)[0] is not None
 
@@ -102,21 +106,49 @@ def _fold_entry(inputs: dict) -> tuple[str, bool]:
       task_run_name="cross-validate-fold-{fold}")
 def cross_validate_fold_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int, fold: int) -> dict:
     """One fold of K-fold CV (on a cluster worker): train on the other folds' houses, metrics on this one's."""
-    fit_rows, held_out = _fold_rows(dataset, options, k)[fold]
+    fit_rows, held_out = fold_rows(dataset, options, k)[fold]
     folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
     return evaluate.fold_metrics(folder / "model.keras", dataset, options, held_out)
 
 
+def _calibration_entry(inputs: dict) -> tuple[str, bool]:
+    folders = [training_folder(inputs["cache_dir"], inputs["dataset"], inputs["options"], fit_rows)
+               for fit_rows, _ in fold_rows(inputs["dataset"], inputs["options"], inputs["k"])]
+    return (digest("calibrate-interval", [f.name for f in folders], code_version(interval, evaluate)),
+            all(finished_training(f)[0] is not None for f in folders))
+
+
+@task(**cached("calibrate-interval", _calibration_entry), timeout_seconds=24 * 3600, tags=["training"])
+def calibrate_task(cache_dir: Path, dataset: Dataset, options: PriceOptions, k: int) -> dict:
+    """The price range's calibration: K fold models (the trainings of `--cv K`, shared) price their held-out
+    train houses; their |log(actual / predicted)| (interval.json's content)."""
+    folds = fold_rows(dataset, options, k)
+    models = []
+    for i, (fit_rows, held_out) in enumerate(folds):
+        get_run_logger().info("Interval calibration fold %d/%d: %d houses to train, %d held out", i + 1, k,
+                              len(fit_rows), len(held_out))
+        folder, _ = train_or_reuse(cache_dir, dataset, options, rows=fit_rows)
+        models.append(folder / "model.keras")
+    return evaluate.calibration(models, dataset, options, folds).to_json()
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(trained: tuple[Path, dict], dataset: Dataset, options: PriceOptions, out: Path,
-                  data_info: dict, cv_folds: list[dict] | None) -> dict:
-    """Test metrics, baseline, plots, report.md, metrics.json and the exported model; as artifacts too."""
+                  data_info: dict, cv_folds: list[dict] | None, calibrated: dict | None = None,
+                  level: float = interval.DEFAULT_LEVEL) -> dict:
+    """Test metrics, baseline, the range's coverage, explanations, plots, report.md, metrics.json and the exported
+    model; as artifacts too."""
     folder, done = trained
     metrics, report = evaluate.evaluate_model(folder / "model.keras", done, dataset, options, out, data_info,
-                                              cv_folds)
+                                              cv_folds, interval.Interval.from_json(calibrated) if calibrated
+                                              else None, level)
     publish(report)
-    get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%); report: %s", metrics["mape_mean"],
-                          metrics["baseline"]["mape_mean"], shown(out.resolve() / "report.md"))
+    covered = metrics["interval"]
+    get_run_logger().info("Test MAPE %.2f %% (baseline %.2f %%)%s; report: %s", metrics["mape_mean"],
+                          metrics["baseline"]["mape_mean"], "" if covered is None else
+                          f"; the {covered['level'] * 100:g} % range covers {covered['coverage'] * 100:.1f} % of "
+                          f"the test houses (mean width ${covered['mean_width']:,.0f})",
+                          shown(out.resolve() / "report.md"))
     if metrics["warning"]:
         get_run_logger().warning("This model is worse than no model: %s. Try other seeds, --ensemble N or another "
                                  "strategy", metrics["warning"])

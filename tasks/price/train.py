@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks.core.splits import holdout_rows
-from tasks.houses.arrays import iter_split, split_rows
+from tasks.core.splits import grouped_holdout_rows
+from tasks.houses.arrays import iter_split, read_split, split_rows
 from tasks.price import models
 from tasks.price.data import STRATEGY_INPUTS, TargetScale, iter_batches, load_arrays, train_prices
 from tasks.price.options import PriceOptions
@@ -95,7 +95,8 @@ def _train_one(train_path: Path, encoders: dict, options: PriceOptions, folder: 
     tf.config.experimental.enable_op_determinism()
     scale = TargetScale(options.target, encoders["price_max"])
     rows = np.arange(split_rows(train_path)) if rows is None else np.asarray(rows)
-    fit_pos, val_pos = holdout_rows(len(rows), options.validation_fraction, options.seed)
+    groups = read_split(train_path, ("group",))["group"][rows]  # a duplicate group stays on one side
+    fit_pos, val_pos = grouped_holdout_rows(len(rows), options.validation_fraction, options.seed, groups)
     fit_rows, val_rows = rows[fit_pos], rows[val_pos]
     if options.trainer == "stream":  # batches come from the file; only the targets are held here
         targets = scale.to_target(train_prices(train_path))

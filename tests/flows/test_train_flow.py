@@ -57,7 +57,16 @@ def test_train_writes_metrics_report_plots_model_and_artifacts(trained, prefect_
         bool(metrics["warning"])
     with (out / "predictions.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 10 and list(rows[0]) == ["house", "actual_price", "predicted_price", "error_pct"]
+    players = ["bedrooms", "bathrooms", "area", "zipcode", "bathroom", "bedroom", "frontal", "kitchen"]
+    assert len(rows) == 10 and list(rows[0]) == ["house", "actual_price", "predicted_price", "error_pct", "price_low",
+                                                 "price_high", "in_range", *(f"effect_{p}" for p in players)]
+    for row in rows:  # each house's effects add up to its price less the average train house's (columns rounded)
+        assert sum(float(row[f"effect_{p}"]) for p in players) == pytest.approx(
+            float(row["predicted_price"]) - metrics["base_price"], abs=len(players) + 1)
+    interval = metrics["interval"]
+    assert interval["level"] == 0.8 and interval["folds"] == 5 and interval["calibration_houses"] == 30
+    assert interval["coverage"] == pytest.approx(np.mean([r["in_range"] == "True" for r in rows]))
+    assert set(metrics["importance"]) == set(players)
     errors = [float(r["error_pct"]) for r in rows]
     assert errors == sorted(errors, key=abs, reverse=True)
     assert np.mean(np.abs(errors)) == pytest.approx(metrics["mape_mean"], abs=0.01)
@@ -67,11 +76,13 @@ def test_train_writes_metrics_report_plots_model_and_artifacts(trained, prefect_
     assert set(metrics["cv"]["mape_mean"]) == {"mean", "std"} and metrics["cv"]["k"] == 2
     report = (out / "report.md").read_text()
     for heading in ("## Data", "## Parameters", "## Metrics on the test houses", "baseline (train median)",
-                    "2-fold cross-validation", "![loss per epoch](plots/loss.png)"):
+                    "2-fold cross-validation", "![loss per epoch](plots/loss.png)", "## How sure: the 80 % price range",
+                    "### Why it priced them so", "## What moves the prices"):
         assert heading in report
-    for plot in ("loss.png", "predicted_vs_actual.png", "residuals.png"):
+    for plot in ("loss.png", "predicted_vs_actual.png", "residuals.png", "importance.png"):
         assert_plot(out / "plots" / plot)
-    assert {p.name for p in (out / "model").iterdir()} == {"model.keras", "encoders.json", "training.json"}
+    assert {p.name for p in (out / "model").iterdir()} == {"model.keras", "encoders.json", "training.json",
+                                                         "interval.json", "baseline.json"}
     table = {row["metric"]: row["model"] for row in json.loads(read_artifact(prefect_api, "train-metrics").data)}
     assert table["MAPE mean (%)"] == pytest.approx(metrics["mape_mean"], abs=1e-4)
     assert "## Metrics on the test houses" in read_artifact(prefect_api, "train-report").data

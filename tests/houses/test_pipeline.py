@@ -81,8 +81,9 @@ def test_dataset_files_hold_features_targets_and_montages(houses: Path, tmp_path
     assert (dataset.n_train, dataset.n_test) == (6, 3)  # 9 houses in zips with >= 3 houses
     train = pq.read_table(dataset.train_path)
     assert train.column_names == ["house", "bedrooms", "bathrooms", "area", "zipcode", "price",
-                                  "features", "target", "montage"]
+                                  "features", "target", "montage", "group"]
     row = train.slice(0, 1).to_pylist()[0]
+    assert row["group"] == row["house"]  # no duplicates here: each house is its own group
     assert len(row["features"]) == 2 + 3
     assert row["target"] == pytest.approx(row["price"] / max(train["price"].to_pylist()), rel=1e-6)
     assert len(row["montage"]) == 32 * 32 * 3

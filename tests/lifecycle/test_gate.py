@@ -77,3 +77,22 @@ def test_a_candidate_worse_by_construction_is_never_promoted(factor):
     comparison = {"houses": 50, "left_out": 0, "candidate": candidate, "champion": champion}
     promoted, reasons = decide({**candidate, "baseline": {"mape_mean": 60.0}}, comparison, NO_DRIFT, 0.0)
     assert not promoted and any("worse than the champion's" in r for r in reasons)
+
+
+def test_the_gate_report_gives_the_range_coverage_beside_mape_and_prefers_coverage_near_the_level():
+    from tasks.lifecycle.gate import markdown
+
+    metrics = {**_metrics(18.0), "n_test": 20, "interval": {"level": 0.8, "coverage": 0.75, "mean_width": 250_000}}
+    scores = {"mape_mean": 18.0, "mape_median": 15.0, "mae": 1e5, "rmse": 2e5, "r2": 0.5, "mean_width": 250_000}
+    comparison = {"houses": 20, "left_out": 0, "candidate": {**scores, "coverage": 0.75},
+                  "champion": {**scores, "coverage": 0.95, "mean_width": 400_000}}
+    text = markdown(2, 1, metrics, comparison, True, ["no worse than the champion on the same houses"])
+    assert "its 80 % price range covering 75.0 % of them (mean width $250,000)" in text
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    # 5 points from the level beats 15
+    assert rows["80 % range coverage (%)"] == "| 80 % range coverage (%) | 75.0 | 95.0 | candidate |"
+    assert rows["80 % range mean width ($)"].endswith("| candidate |")
+    old_champion = {**comparison, "champion": scores | {"mean_width": 1.0}}
+    old_champion["champion"].pop("mean_width")  # a champion from before intervals: "none", no verdict
+    text = markdown(2, 1, metrics, old_champion, True, ["ok"])
+    assert "| 80 % range coverage (%) | 75.0 | none | - |" in text

@@ -145,8 +145,15 @@ def test_batch_scoring_and_the_rest_endpoint_give_the_prices_of_predict(nightly,
     table = pd.read_parquet(tmp_path / "scored" / "predictions.parquet")
     assert table["model_version"].tolist() == [1, 1]
     predicted = run_cli("predict", "--model", nightly["champion"][0] / "model", "--house", new, "--photos", houses)
-    expected = [float(line.split()[-1].strip("$").replace(",", "")) for line in predicted.stdout.splitlines()[1:]]
+    printed = [line.split() for line in predicted.stdout.split("\n\n")[0].splitlines()[1:3]]
+    expected = [float(words[-3].strip("$").replace(",", "")) for words in printed]  # predicted_price, low, high
     assert table["predicted_price"].tolist() == expected
+    assert table["price_high"].tolist() == [float(words[-1].strip("$").replace(",", "")) for words in printed]
+    explained = run_cli("score", "--houses", new, "--photos", houses, "--out", tmp_path / "explained", "--cache",
+                        tmp_path / "cache", "--tracking", "required", "--tracking-uri", uri, "--explain")
+    assert "Priced 2 houses" in explained.stdout
+    effects = pd.read_parquet(tmp_path / "explained" / "predictions.parquet").filter(like="effect_")
+    assert effects.shape == (2, 8)
 
     port = free_port()
     log = tmp_path / "serve.log"
@@ -162,7 +169,16 @@ def test_batch_scoring_and_the_rest_endpoint_give_the_prices_of_predict(nightly,
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
                                          {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as answer:
-            assert json.loads(answer.read())["predictions"] == [{"predicted_price": expected[0]}]
+            [found] = json.loads(answer.read())["predictions"]
+        assert found["predicted_price"] == expected[0] and found["price_low"] < expected[0] < found["price_high"]
+        asked = {**body, "params": {"explain": True, "interval_level": 0.5}}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(asked).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            [found_explained] = json.loads(answer.read())["predictions"]
+        assert found_explained["price_high"] < found["price_high"]  # a 50 % range is narrower
+        effects = [v for k, v in found_explained.items() if k.startswith("effect_")]
+        assert len(effects) == 8 and sum(effects) == pytest.approx(expected[0] - found_explained["base_price"], abs=9)
     finally:
         server.terminate()
         server.wait(30)

@@ -1,0 +1,72 @@
+"""Duplicate houses (tasks.houses.duplicates) are found and kept on one side of every split: train/test, the
+validation share, the CV (and interval calibration) folds and the AutoML search's validation."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tasks.automl.data import _split_rows
+from tasks.core.cache import Cache
+from tasks.core.splits import group_kfold_rows, grouped_holdout_rows
+from tasks.houses.duplicates import dedupe, warnings
+from tasks.houses.encoders import split_houses
+from tasks.houses.ingest import PHOTO_KINDS, ingest_houses
+from tests.fixtures import make_houses, write_photo
+
+
+@pytest.fixture(scope="module")
+def found(tmp_path_factory):
+    """24 generated houses with distinct photos; house 17 shows house 5's frontal photo (a byte-identical copy),
+    house 20 is house 8's record again, and house 3's kitchen photo is its bedroom photo."""
+    folder = make_houses(tmp_path_factory.mktemp("dups") / "houses", [90000 + n % 3 for n in range(24)])
+    for number in range(1, 25):  # distinct random photos: flat generated ones would all look alike to a pHash
+        for k, kind in enumerate(PHOTO_KINDS):
+            write_photo(folder / f"{number}_{kind}.jpg", (40 * k, 90, 200 - 40 * k), noise=120, seed=100 * number + k)
+    shutil.copyfile(folder / "5_frontal.jpg", folder / "17_frontal.jpg")
+    shutil.copyfile(folder / "3_bedroom.jpg", folder / "3_kitchen.jpg")
+    lines = (folder / "HousesInfo.txt").read_text().splitlines()
+    lines[19] = lines[7]  # house 20 = house 8's record
+    (folder / "HousesInfo.txt").write_text("\n".join(lines) + "\n")
+    houses = ingest_houses(folder).houses
+    return (*dedupe(Cache(tmp_path_factory.mktemp("cache")), folder, houses, "keep-all"),
+            dedupe(Cache(tmp_path_factory.mktemp("cache2")), folder, houses, "keep-one")[0])
+
+
+def test_shared_photos_and_repeated_records_are_found_and_only_they(found):
+    kept, duplicates, kept_one = found
+    assert duplicates.groups() == [[5, 17], [8, 20]]
+    assert set(kept["house"]) == set(range(1, 25))  # keep-all
+    assert 20 not in set(kept_one["house"]) and 8 in set(kept_one["house"])  # keep-one drops the later copy
+    lines = warnings(duplicates)
+    assert len(lines) == 1 and "house 3" in lines[0] and "3_bedroom.jpg" in lines[0] and "3_kitchen.jpg" in lines[0]
+
+
+def _sides_hold_groups_whole(groups: np.ndarray, parts: list[np.ndarray]) -> bool:
+    return all(len({i for i, part in enumerate(parts) if g in set(groups[part])}) == 1 for g in set(groups))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_duplicate_lands_on_one_side_of_every_split(found, seed):
+    kept, _, _ = found
+    train, test = split_houses(kept, 0.25, seed)
+    for pair in ([5, 17], [8, 20]):
+        assert set(pair) <= set(train["house"]) or set(pair) <= set(test["house"]), (seed, pair)
+    groups = train["group"].to_numpy()
+    fit, val = grouped_holdout_rows(len(train), 0.2, seed, groups)  # the validation share of a training
+    assert _sides_hold_groups_whole(groups, [fit, val])
+    folds = group_kfold_rows(len(train), 4, seed, groups)  # CV and the interval's calibration folds
+    assert _sides_hold_groups_whole(groups, [held for _, held in folds])
+    assert sorted(np.concatenate([held for _, held in folds]).tolist()) == list(range(len(train)))
+    fit, val = _split_rows(len(train), 0.3, seed, groups)  # the AutoML search's validation
+    assert _sides_hold_groups_whole(groups, [fit, val])
+
+
+def test_many_random_groups_stay_whole_in_every_split():
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 40, 120)  # 120 rows in at most 40 groups: most groups have several rows
+    for seed in range(5):
+        assert _sides_hold_groups_whole(groups, list(grouped_holdout_rows(120, 0.25, seed, groups)))
+        assert _sides_hold_groups_whole(groups, [held for _, held in group_kfold_rows(120, 5, seed, groups)])
