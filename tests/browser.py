@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -20,7 +22,7 @@ class Browser:
             [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--disable-background-networking", "--no-first-run", "--remote-debugging-port=0",
              "--window-size=1400,1000", f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.is_file() and port_file.read_text().strip()) and time.monotonic() < deadline:
@@ -64,7 +66,14 @@ class Browser:
         return path
 
     def close(self) -> None:
+        """Stop Chromium and its helper processes (they write into the profile until they end), then remove it."""
         self._socket.close()
-        self._process.terminate()
+        os.killpg(self._process.pid, signal.SIGTERM)
         self._process.wait(30)
+        for tick in range(100):  # helpers still there after 10 s are killed
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL if tick == 50 else 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
         self._profile.cleanup()

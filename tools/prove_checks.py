@@ -173,7 +173,7 @@ MUTANTS = [
     Mutant("the champion alias moved without the gate", "the champion alias moves only on promotion",
            "tasks/lifecycle/promotion.py", "        if promoted:\n            registry.crown(",
            "        if True:\n            registry.crown(",
-           ("tests/lifecycle/test_lifecycle.py::test_a_champion_then_a_worse_model_and_drifted_data_are_kept_out",)),
+           ("tests/lifecycle/test_promotion.py",), fast=True),
     Mutant("a record lost when the tracking store goes away", "a run's record waits in the outbox and is synced",
            "tasks/lifecycle/prefect_tasks.py", "        return Recorded(waiting=entry)", "        return Recorded()",
            ("tests/flows/test_faults.py::test_a_tracking_server_that_goes_away_costs_seconds_and_its_record_waits_for_"

@@ -175,7 +175,7 @@ def test_the_wall_clock_limit_stops_the_search_and_keeps_the_best_so_far(tiny, t
     from tasks.automl.point import PointData, search_point
 
     _, dataset = tiny
-    budget = Budget(seconds=4, max_trials=50, epochs=100_000)
+    budget = Budget(seconds=10, max_trials=50, epochs=100_000)
     started = time.perf_counter()
     entry, result, _ = search_point(tmp_path / "cache", PointData(dataset), "attributes", budget,
                                     SearchSpace(patience=100_000), LOG)

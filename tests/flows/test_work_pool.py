@@ -72,8 +72,8 @@ def _scenario(env: dict, houses: Path, tmp_path: Path, workers: list, logs: list
     wait_until(lambda: "started!" in logs[1].read_text(), 240, f"worker b ({logs[1]})")
 
     small = {"data": str(houses), "cache": str(tmp_path / "cache"), "min_houses_per_zip": 3, "tile_size": 8}
-    training = {"config": {**small, "strategy": "mlp", "epochs": 150, "batch_size": 4, "tracking": "off",
-                           "out": str(tmp_path / "train")}}
+    training = {"config": {**small, "strategy": "mlp", "interval_folds": 2, "epochs": 150, "batch_size": 4,
+                           "tracking": "off", "out": str(tmp_path / "train")}}
     first = run_deployment("train/nightly", parameters=training, timeout=0)
     other = run_deployment("preprocess/on-demand", timeout=300,  # each worker runs one at a time (--limit 1)
                            parameters={"config": {**small, "out": str(tmp_path / "preprocess")}})

@@ -23,8 +23,8 @@ from tests.fixtures import client_call, free_port, http_ok, make_houses, wait_un
 
 pytestmark = pytest.mark.slow  # servers and flows in subprocesses
 
-SMALL = ["--tracking", "required", "--min-houses-per-zip", "3", "--tile-size", "8", "--batch-size", "4",
-         "--strategy", "mixed"]
+SMALL = ["--tracking", "required", "--interval-folds", "2", "--min-houses-per-zip", "3", "--tile-size", "8",
+         "--batch-size", "4", "--strategy", "mixed"]
 ROOMS = ("frontal", "bedroom", "bathroom", "kitchen")
 
 
