@@ -175,7 +175,7 @@ def test_a_tracking_server_that_goes_away_costs_seconds_and_its_record_waits_for
     env = _env(tmp_path, PREFECT_API_URL=prefect_api)
     try:
         args = ["train", "--data", houses, "--out", tmp_path / "run", "--cache", tmp_path / "cache", "--epochs",
-                "400", "--tracking", "required", "--tracking-uri", uri, *SMALL]
+                "150", "--tracking", "required", "--tracking-uri", uri, *SMALL]
         log = tmp_path / "run.log"
         process = _start(args, env, log)
         wait_until(lambda: "Epoch 5/" in log.read_text(), 240, f"training to start (log: {log})")
