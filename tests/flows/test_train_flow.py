@@ -64,7 +64,7 @@ def test_train_writes_metrics_report_plots_model_and_artifacts(trained, prefect_
         assert sum(float(row[f"effect_{p}"]) for p in players) == pytest.approx(
             float(row["predicted_price"]) - metrics["base_price"], abs=len(players) + 1)
     interval = metrics["interval"]
-    assert interval["level"] == 0.8 and interval["folds"] == 5 and interval["calibration_houses"] == 30
+    assert interval["level"] == 0.8 and interval["folds"] == 2 and interval["calibration_houses"] == 30
     assert interval["coverage"] == pytest.approx(np.mean([r["in_range"] == "True" for r in rows]))
     assert set(metrics["importance"]) == set(players)
     errors = [float(r["error_pct"]) for r in rows]
