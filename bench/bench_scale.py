@@ -1,9 +1,9 @@
 """What scaling out buys and costs, measured side by side in one run on this machine: preprocessing generated
 houses (real photos of each room kind, perturbed and re-encoded: `synthetic-data`) at several sizes on a local
-Dask cluster of 1 and of 2 worker processes (seconds, houses per second, peak memory of the flow's process and
-of each worker process), then training throughput of the stream trainer (batches read from the split file) next
-to in-memory `fit` on the same data, with each one's peak memory at two sizes, and a written extrapolation to
-1,000,000 houses (4,000,000 photos) from the measured per-house costs.
+Dask cluster of 1 and of 2 worker processes of one core each (seconds, houses per second, peak memory of the
+flow's process and of each worker process), then training throughput of the stream trainer (batches read from
+the split file) next to in-memory `fit` on the same data, with each one's peak memory at two sizes, and a
+written extrapolation to 1,000,000 houses (4,000,000 photos) from the measured per-house costs.
 
 Usage: python bench/bench_scale.py [--sizes 5000,20000,50000] [--train-sizes 2000,5000] [--work DIR]
 The generated houses are written once into --work (the largest size; smaller sizes are its first houses, linked)
@@ -114,6 +114,9 @@ def generated(work: Path, source: str, sizes: list[int], env: dict) -> dict[int,
 
 
 def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict) -> list[dict]:
+    """Each size on 1 and on 2 worker processes of one core each: a worker stands for a core (or a machine) added,
+    as on a cluster; left alone, one worker would take both cores of this machine and tie with two."""
+    env = {**env, "HOUSE_PIPELINE_WORKER_THREADS": "1"}
     rows = []
     for size in sizes:
         for workers in (1, 2):
@@ -157,7 +160,9 @@ def training(sizes: list[int], folders: dict[int, Path], work: Path, env: dict, 
 
 def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float, load: tuple) -> None:
     print(f"\nMachine: {os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB; load average at "
-          f"start {load[0]:.2f}")
+          f"start {load[0]:.2f}. Each Dask worker process limited to one core (HOUSE_PIPELINE_WORKER_THREADS=1); "
+          "the flow process's own steps (reading the table, sha256 of every photo, perceptual hashes, the split "
+          "files) run there in both settings")
     print("\n| houses | workers | kept | seconds | houses/s | speed-up | peak flow GiB | peak worker GiB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     by = {(r["houses"], r["workers"]): r for r in pre}

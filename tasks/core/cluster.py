@@ -28,8 +28,17 @@ def check_dask_scheduler(address: str) -> int:
 
 
 def threads_per_worker(workers: int | None) -> int | None:
-    """The cores each worker process of a local cluster may use (None: no cluster, use them all)."""
-    return max(1, (os.cpu_count() or 1) // workers) if workers else None
+    """The cores each worker process of a local cluster may use: HOUSE_PIPELINE_WORKER_THREADS when set, else
+    its share of this machine's cores (None: no cluster, use them all)."""
+    if not workers:
+        return None
+    chosen = os.environ.get("HOUSE_PIPELINE_WORKER_THREADS", "").strip()
+    if not chosen:
+        return max(1, (os.cpu_count() or 1) // workers)
+    if not chosen.isdigit() or int(chosen) < 1:
+        raise DataError(f"HOUSE_PIPELINE_WORKER_THREADS={chosen!r}: give a whole number of cores, 1 or more, for "
+                        "each worker process (or unset it: each worker then takes its share of the cores)")
+    return int(chosen)
 
 
 def cluster_task_runner(workers: int | None, dask_address: str | None, api_url: str | None, threads: int = 1):

@@ -1,0 +1,25 @@
+"""How many cores each worker process of a local Dask cluster may use."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tasks.core.cluster import threads_per_worker
+from tasks.core.errors import DataError
+
+
+def test_each_worker_takes_its_share_of_the_cores_unless_told(monkeypatch):
+    monkeypatch.delenv("HOUSE_PIPELINE_WORKER_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert [threads_per_worker(n) for n in (None, 1, 2, 3, 16)] == [None, 8, 4, 2, 1]
+    monkeypatch.setenv("HOUSE_PIPELINE_WORKER_THREADS", "1")  # one core each: a worker is a core, as in the bench
+    assert [threads_per_worker(n) for n in (None, 1, 2)] == [None, 1, 1]
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+def test_a_worker_thread_count_that_is_not_a_whole_number_is_one_line(monkeypatch, value):
+    monkeypatch.setenv("HOUSE_PIPELINE_WORKER_THREADS", value)
+    with pytest.raises(DataError, match="HOUSE_PIPELINE_WORKER_THREADS"):
+        threads_per_worker(2)
