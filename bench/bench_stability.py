@@ -155,7 +155,7 @@ def main() -> int:
                 run = {"variant": variant, "seed": seed, **json.loads(done.stdout.strip().splitlines()[-1])}
                 runs.append(run)
                 print(f"  {variant:<11} seed {seed}: MAPE {run['mape']:6.2f} %  R^2 {run['r2']:6.3f}  "
-                      f"({run['seconds']:.0f} s, {run['intra_op_threads']} threads)", flush=True)
+                      f"({run['seconds']:.0f} s, intra-op threads: {run['intra_op_threads']})", flush=True)
     print(table(runs, seeds, variants))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "options": options, "runs": runs}, indent=1))
