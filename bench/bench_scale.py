@@ -68,7 +68,8 @@ class PeakMemory:
                 "worker_processes": len(workers)}
 
 
-def run_flow(args: list[str], env: dict) -> dict:
+def run_flow(args: list[str], env: dict, log: Path | None = None) -> dict:
+    """Run one command; its seconds and peak memory (its output kept in `log` when given)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "flows", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -76,9 +77,21 @@ def run_flow(args: list[str], env: dict) -> dict:
     output = process.communicate()[0]
     seconds = time.perf_counter() - started
     peaks = memory.stop()
+    if log is not None:
+        log.write_text(output)
     if process.returncode != 0:
         raise SystemExit(f"error: {' '.join(args)} failed:\n{output[-3000:]}")
     return {"seconds": seconds, **peaks}
+
+
+def subflow_seconds(output: str, name: str) -> float | None:
+    """Seconds between the first and the last log line of the subflow run `name` (None: not in the log)."""
+    stamps = [time.strptime(line[:8], "%H:%M:%S") for line in output.splitlines()
+              if f"Flow run '{name}-" in line and line[:2].isdigit()]
+    if not stamps:
+        return None
+    first, last = (s.tm_hour * 3600 + s.tm_min * 60 + s.tm_sec for s in (stamps[0], stamps[-1]))
+    return (last - first) % 86400
 
 
 def folder_bytes(folder: Path) -> int:
@@ -123,13 +136,16 @@ def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict
             name = f"{size}-w{workers}"
             shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
             measured = run_flow(["preprocess", "--data", str(folders[size]), "--cache", str(work / f"cache-{name}"),
-                                 "--out", str(work / f"out-{name}"), "--workers", str(workers)], env)
+                                 "--out", str(work / f"out-{name}"), "--workers", str(workers)], env,
+                                work / f"log-{name}.txt")
             summary = json.loads((work / f"out-{name}" / "summary.json").read_text())
-            row = {"houses": size, "workers": workers, "kept": summary["houses_kept"], **measured,
+            shards = subflow_seconds((work / f"log-{name}.txt").read_text(), "montage-shards")
+            row = {"houses": size, "workers": workers, "kept": summary["houses_kept"], **measured, "shards_s": shards,
                    "houses_per_s": summary["houses_kept"] / measured["seconds"],
                    "shard_bytes": folder_bytes(work / f"cache-{name}" / "montages")}
             rows.append(row)
-            print(f"  preprocess {size:>6} houses, {workers} worker(s): {row['seconds']:7.1f} s, "
+            print(f"  preprocess {size:>6} houses, {workers} worker(s): {row['seconds']:7.1f} s (montage shards on "
+                  f"the cluster: {shards if shards is not None else '?'} s), "
                   f"{row['houses_per_s']:6.1f} houses/s, peak flow {row['flow_gib']:.2f} GiB, "
                   f"worker {row['worker_gib']:.2f} GiB", flush=True)
     return rows
@@ -163,12 +179,14 @@ def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float,
           f"start {load[0]:.2f}. Each Dask worker process limited to one core (HOUSE_PIPELINE_WORKER_THREADS=1); "
           "the flow process's own steps (reading the table, sha256 of every photo, perceptual hashes, the split "
           "files) run there in both settings")
-    print("\n| houses | workers | kept | seconds | houses/s | speed-up | peak flow GiB | peak worker GiB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| houses | workers | kept | seconds | of which montage shards on the cluster | houses/s | speed-up | "
+          "peak flow GiB | peak worker GiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     by = {(r["houses"], r["workers"]): r for r in pre}
     for r in pre:
         one = by[(r["houses"], 1)]
-        print(f"| {r['houses']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | {r['houses_per_s']:.1f} | "
+        print(f"| {r['houses']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | {r['shards_s']} | "
+              f"{r['houses_per_s']:.1f} | "
               f"{one['seconds'] / r['seconds']:.2f}x | {r['flow_gib']:.2f} | {r['worker_gib']:.2f} |")
     sizes = sorted({r["houses"] for r in pre})
     for workers in (1, 2):
