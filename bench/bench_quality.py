@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.common import run_stages  # noqa: E402
+from bench.common import option_setting, run_stages  # noqa: E402
 from tasks.price import gbm  # noqa: E402
 from tasks.price.data import TargetScale  # noqa: E402
 from tasks.price.evaluate import top_price_ratios  # noqa: E402
@@ -58,14 +58,6 @@ def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path
 def gbm_scores(dataset: Path) -> tuple[float, float]:
     actual, predicted, _ = gbm.test_predictions(dataset / "train.parquet", dataset / "test.parquet")
     return regression_metrics(actual, predicted)["mape_mean"], float(np.median(top_price_ratios(actual, predicted)))
-
-
-def _setting(item: str) -> tuple[str, object]:
-    name, _, value = item.partition("=")
-    try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value
 
 
 def cell(scores: list[tuple[float, float]]) -> str:
@@ -104,7 +96,7 @@ def main() -> None:
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
                 continue
             ours_settings = {**defaults_for(strategy), **({"ensemble": args.ensemble} if args.ensemble else {}),
-                             **dict(_setting(item) for item in args.set)}
+                             **dict(option_setting(item) for item in args.set)}
             scores = {}
             for label, settings in (("reference", REFERENCE), ("ours", ours_settings)):
                 if label == "reference" and args.skip_reference:

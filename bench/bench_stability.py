@@ -79,20 +79,13 @@ def child(dataset: Path, options: dict, work: Path) -> dict:
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}
 
 
-def _setting(item: str) -> tuple[str, object]:
-    name, _, value = item.partition("=")
-    try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value
-
-
 def recipe(strategy: str, name: str, settings: list[str]) -> dict:
     from bench.bench_quality import REFERENCE
+    from bench.common import option_setting
     from tasks.price.options import defaults_for
 
     base = REFERENCE if name == "tutorials" else defaults_for(strategy)
-    return {**base, **dict(_setting(item) for item in settings), "strategy": strategy}
+    return {**base, **dict(option_setting(item) for item in settings), "strategy": strategy}
 
 
 def table(runs: list[dict], seeds: list[int], variants: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -44,3 +45,12 @@ def tutorial_montage(photo_paths: list[Path], tile_size: int = 32) -> np.ndarray
     """The tutorials' plain way (full decode, default cv2.resize), kept as the reference."""
     tiles = [cv2.resize(cv2.imread(str(p)), (tile_size, tile_size)) for p in photo_paths]
     return tile_montage(tiles, tile_size)
+
+
+def option_setting(item: str) -> tuple[str, object]:
+    """`--set OPTION=VALUE` as (option, value): VALUE read as JSON, else kept as text."""
+    name, _, value = item.partition("=")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value

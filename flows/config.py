@@ -98,6 +98,10 @@ class DataOptions(BaseModel):
             from tasks.core.cluster import check_dask_scheduler
 
             check_dask_scheduler(self.dask_address)
+        if self.workers:
+            from tasks.core.cluster import threads_per_worker
+
+            threads_per_worker(self.workers)  # HOUSE_PIPELINE_WORKER_THREADS checked before any work
         for option, folder in self.data_inputs().items():
             if "data" not in self.model_fields_set:
                 check_default_data(option, folder)

@@ -23,3 +23,13 @@ def test_a_worker_thread_count_that_is_not_a_whole_number_is_one_line(monkeypatc
     monkeypatch.setenv("HOUSE_PIPELINE_WORKER_THREADS", value)
     with pytest.raises(DataError, match="HOUSE_PIPELINE_WORKER_THREADS"):
         threads_per_worker(2)
+
+
+def test_the_worker_thread_count_is_checked_with_the_options_before_any_work(monkeypatch, houses, tmp_path):
+    from flows.config import PreprocessConfig
+
+    monkeypatch.setenv("HOUSE_PIPELINE_WORKER_THREADS", "two")
+    config = PreprocessConfig(data=str(houses), out=tmp_path / "out", cache=tmp_path / "cache", workers=2)
+    with pytest.raises(DataError, match="HOUSE_PIPELINE_WORKER_THREADS='two'"):
+        config.check_paths()
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()

@@ -47,6 +47,13 @@ def machine(moto, bucket, prefect_api, tmp_path):
     return env
 
 
+@pytest.fixture
+def bucket_fs(moto) -> s3fs.S3FileSystem:
+    """The bucket as any machine reads it (no instance cache: every listing is fresh)."""
+    return s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=servers.s3_env(moto)["AWS_ENDPOINT_URL"],
+                             key="testing", secret="testing")
+
+
 def _run(args: list, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "flows", *map(str, args)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -69,7 +76,7 @@ def _states(output: str) -> dict[str, str]:
     return found
 
 
-def test_a_run_on_the_bucket_is_reused_all_cached_from_another_machine(houses, bucket, machine):
+def test_a_run_on_the_bucket_is_reused_all_cached_from_another_machine(houses, bucket, bucket_fs, machine):
     args = ["train", "--data", houses, "--cache", f"{bucket}/cache", "--out", f"{bucket}/runs/train", "--epochs",
             "3", *SMALL]
     first = _run(args, machine("a"))
@@ -78,20 +85,17 @@ def test_a_run_on_the_bucket_is_reused_all_cached_from_another_machine(houses, b
     output = again.stdout + again.stderr
     assert all(_states(output)[name] == "Cached" for name in EXPENSIVE), _states(output)
     assert "Epoch 1/" not in output
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=machine("a")["AWS_ENDPOINT_URL"],
-                           key="testing", secret="testing")
-    listing = json.loads(fs.cat_file(f"{bucket}/runs/train/_entry.json"))["files"]
+    listing = json.loads(bucket_fs.cat_file(f"{bucket}/runs/train/_entry.json"))["files"]
     assert {"report.md", "metrics.json", "model/model.keras", "run.json"} <= set(listing)
-    assert json.loads(fs.cat_file(f"{bucket}/runs/train/metrics.json"))["epochs"] == 3
-    assert fs.exists(f"{bucket}/cache/prefect-results")  # Prefect's records on the bucket: Cached from anywhere
+    assert json.loads(bucket_fs.cat_file(f"{bucket}/runs/train/metrics.json"))["epochs"] == 3
+    assert bucket_fs.exists(f"{bucket}/cache/prefect-results")  # Prefect's records on the bucket: Cached from anywhere
     assert "testing" not in output  # no credential in any log line
 
 
-def test_houses_read_from_the_bucket_give_the_same_dataset_as_the_local_copy(houses, bucket, machine, tmp_path):
+def test_houses_read_from_the_bucket_give_the_same_dataset_as_the_local_copy(houses, bucket, bucket_fs,
+                                                                             machine, tmp_path):
     env = machine("a")
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=env["AWS_ENDPOINT_URL"], key="testing",
-                           secret="testing")
-    fs.put(str(houses) + "/", f"{bucket}/houses/", recursive=True)
+    bucket_fs.put(str(houses) + "/", f"{bucket}/houses/", recursive=True)
     common = ["--min-houses-per-zip", "3", "--tile-size", "8"]
     _run(["preprocess", "--data", f"{bucket}/houses", "--out", tmp_path / "remote", "--cache", tmp_path / "c1",
           *common], env)
@@ -105,7 +109,7 @@ def test_houses_read_from_the_bucket_give_the_same_dataset_as_the_local_copy(hou
                                                          "(no objects under this prefix)"
 
 
-def test_two_machines_on_one_training_key_one_trains_the_other_reuses(houses, bucket, machine, tmp_path):
+def test_two_machines_on_one_training_key_one_trains_the_other_reuses(houses, bucket, bucket_fs, machine, tmp_path):
     args = ["train", "--data", houses, "--cache", f"{bucket}/cache", "--epochs", "300", *SMALL]
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     first = _start([*args, "--out", tmp_path / "out-a"], machine("a"), logs[0])
@@ -118,25 +122,21 @@ def test_two_machines_on_one_training_key_one_trains_the_other_reuses(houses, bu
     assert not [line for line in waited.splitlines() if "Task run 'train-" in line and "Epoch 1/" in line]
     # The range's calibration trainings (other keys) may be shared out between the two machines, but no key is
     # trained twice: one first epoch per model on the bucket, over both machines' logs.
-    env = machine("a")
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=env["AWS_ENDPOINT_URL"], key="testing",
-                           secret="testing")
-    models = [p for p in fs.find(f"{bucket}/cache/train") if p.endswith("/model.keras")]
+    models = [p for p in bucket_fs.find(f"{bucket}/cache/train") if p.endswith("/model.keras")]
     first_epochs = sum(log.read_text().count("Epoch 1/") for log in logs)
     assert len(models) == 3 and first_epochs == 3  # the model and its two calibration folds
     metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("out-a", "out-b")]
     assert metrics[0]["mape_mean"] == metrics[1]["mape_mean"]  # the one model
 
 
-def test_a_worker_killed_holding_the_lease_is_taken_over_after_expiry_and_resumed(houses, bucket, machine, tmp_path):
+def test_a_worker_killed_holding_the_lease_is_taken_over_after_expiry_and_resumed(houses, bucket, bucket_fs,
+                                                                                  machine, tmp_path):
     args = ["train", "--data", houses, "--cache", f"{bucket}/cache", "--epochs", "400", *SMALL]
     fast = {"HOUSE_PIPELINE_LEASE_SECONDS": "6", "HOUSE_PIPELINE_CHECKPOINT_SECONDS": "1"}
     log = tmp_path / "a.log"
     killed = _start([*args, "--out", tmp_path / "out-a"], machine("a", **fast), log)
     env = machine("b", **fast)
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=env["AWS_ENDPOINT_URL"], key="testing",
-                           secret="testing")
-    wait_until(lambda: "Epoch 20/" in log.read_text() and fs.find(f"{bucket}/cache/train"), 300,
+    wait_until(lambda: "Epoch 20/" in log.read_text() and bucket_fs.find(f"{bucket}/cache/train"), 300,
                "a checkpoint on the bucket")
     time.sleep(2)
     os.killpg(killed.pid, signal.SIGKILL)  # no goodbye: the lease stays until it expires
@@ -151,7 +151,8 @@ def test_a_worker_killed_holding_the_lease_is_taken_over_after_expiry_and_resume
     assert json.loads((tmp_path / "out-b" / "metrics.json").read_text())["epochs"] == 400
 
 
-def test_scoring_reads_and_writes_the_bucket_with_the_registry_files_on_it(houses, bucket, machine, moto, tmp_path):
+def test_scoring_reads_and_writes_the_bucket_with_the_registry_files_on_it(houses, bucket, bucket_fs,
+                                                                           machine, moto, tmp_path):
     env = machine("a")
     mlflow = servers.mlflow_server(tmp_path / "mlflow", f"{bucket}/mlflow", servers.s3_env(moto)).start()
     uri = f"http://127.0.0.1:{mlflow.port}"
@@ -159,17 +160,15 @@ def test_scoring_reads_and_writes_the_bucket_with_the_registry_files_on_it(house
         tracked = {**env, "HOUSE_PIPELINE_TRACKING": "required", "MLFLOW_TRACKING_URI": uri}
         _run(["train", "--data", houses, "--cache", f"{bucket}/cache", "--out", f"{bucket}/runs/train", "--epochs",
               "20", *SMALL, "--tracking", "required"], tracked)
-        fs = s3fs.S3FileSystem(skip_instance_cache=True, endpoint_url=env["AWS_ENDPOINT_URL"], key="testing",
-                               secret="testing")
-        assert [p for p in fs.find(f"{bucket}/mlflow") if p.endswith("model.keras")]  # the registry's model files
-        fs.pipe_file(f"{bucket}/in/new.csv", b"house,bedrooms,bathrooms,area,zipcode\n1,3,2,1800,90001\n")
+        assert [p for p in bucket_fs.find(f"{bucket}/mlflow") if p.endswith("model.keras")]  # the registry files
+        bucket_fs.pipe_file(f"{bucket}/in/new.csv", b"house,bedrooms,bathrooms,area,zipcode\n1,3,2,1800,90001\n")
         scored = _run(["score", "--houses", f"{bucket}/in/new.csv", "--out", f"{bucket}/scores", "--cache",
                        f"{bucket}/cache", "--tracking", "required", "--model-version", "1"],
                       {**tracked, "HOUSE_PIPELINE_MIRROR":
                                                                       str(tmp_path / "elsewhere")})
         assert f"Priced 1 houses with house-price version 1: {bucket}/scores/predictions.csv" in scored.stdout
-        table = fs.cat_file(f"{bucket}/scores/predictions.csv").decode().splitlines()
+        table = bucket_fs.cat_file(f"{bucket}/scores/predictions.csv").decode().splitlines()
         assert table[0].split(",")[-1] == "model_version" and table[1].endswith(",1")
-        assert storage.MANIFEST in [p.rsplit("/", 1)[1] for p in fs.ls(f"{bucket}/scores")]
+        assert storage.MANIFEST in [p.rsplit("/", 1)[1] for p in bucket_fs.ls(f"{bucket}/scores")]
     finally:
         mlflow.stop()
