@@ -1,6 +1,7 @@
-"""The preprocess flow: resolve data -> ingest -> filter -> montages -> dataset -> outputs. With a Dask
-cluster (`workers` / `dask_address`) the montage shards are built there, in batches mapped over its workers
-(the `montage-shards` subflow); without one, in this process, as a single cached task."""
+"""The preprocess flow: resolve data -> ingest -> duplicates -> filter -> montages -> dataset -> outputs. With a
+Dask cluster (`workers` / `dask_address`) the photos' perceptual hashes and the montage shards are computed
+there, in batches mapped over its workers (the `photo-hashes` and `montage-shards` subflows, on one cluster);
+without one, in this process."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow, unmapped
 from prefect.context import get_run_context
+from prefect.logging import get_run_logger
 
 from flows.config import PreprocessConfig, run_parameter
 from flows.run_folder import staged
-from tasks.core.cluster import cluster_task_runner
-from tasks.core.prefect_cache import with_results_in
+from tasks.core.cache import Cache
+from tasks.core.cluster import cluster_task_runner, shared_cluster
+from tasks.core.prefect_cache import refreshing, with_results_in
+from tasks.houses import duplicates
 from tasks.houses.dataset import Preprocessed, summarize
 from tasks.houses.montages import Montages
 from tasks.houses.prefect_tasks import (
@@ -26,6 +30,7 @@ from tasks.houses.prefect_tasks import (
     ingest_task,
     montage_shards_task,
     montages_task,
+    photo_hashes_task,
     plan_shards_task,
     resolve_data_task,
     write_outputs_task,
@@ -35,6 +40,19 @@ from tasks.houses.prefect_tasks import (
 def _run_name() -> str:
     data = run_parameter("data", "data")
     return f"preprocess-{str(data).rstrip('/').rsplit('/', 1)[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+@flow(name="photo-hashes", flow_run_name=lambda: f"photo-hashes-{datetime.now():%Y%m%d-%H%M%S}")
+def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses: pd.DataFrame) -> dict[str, str]:
+    """The perceptual hashes of every photo (sha256 -> pHash) from the cache, else in batches on this flow's task
+    runner (a Dask cluster's workers)."""
+
+    def on_cluster(names: dict[str, str]) -> dict[str, str]:
+        batches = duplicates.hash_batches(names, config.workers or 2)
+        done = photo_hashes_task.map(unmapped(data_dir), batches, list(range(1, len(batches) + 1)))
+        return {sha: value for batch in done.result() for sha, value in batch.items()}
+
+    return duplicates.cached_hashes(Cache(config.cache, get_run_logger(), refreshing()), data_dir, houses, on_cluster)
 
 
 @flow(name="montage-shards", flow_run_name=lambda: f"montage-shards-{datetime.now():%Y%m%d-%H%M%S}")
@@ -56,15 +74,18 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
     with staged(config) as config:
         data_dir = resolve_data_task(config.data, config.cache)
         ingested = ingest_task(data_dir, config.on_bad_house)
-        houses, found = duplicates_task(config.cache, data_dir, ingested.houses, config.duplicates)
-        kept = filter_task(houses, config.min_houses_per_zip)
         build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
                                          for t in (montages_task, dataset_task))
-        if config.workers or config.dask_address:
-            runner = cluster_task_runner(config.workers, config.dask_address, get_run_context().client.api_url)
-            built = montage_shards_flow.with_options(task_runner=runner)(config, data_dir, kept)
-        else:
-            built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
+        with shared_cluster(config.workers, config.dask_address, get_run_context().client.api_url) as address:
+            runner = cluster_task_runner(None, address, None) if address else None  # one cluster, two subflows
+            hashes = photo_hashes_flow.with_options(task_runner=runner)(config, data_dir, ingested.houses) \
+                if runner else None
+            houses, found = duplicates_task(config.cache, data_dir, ingested.houses, config.duplicates, hashes)
+            kept = filter_task(houses, config.min_houses_per_zip)
+            if runner:
+                built = montage_shards_flow.with_options(task_runner=runner)(config, data_dir, kept)
+            else:
+                built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
         summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset,
                             found.summary())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
@@ -52,16 +54,40 @@ def cluster_task_runner(workers: int | None, dask_address: str | None, api_url: 
     require_extra("dask", "distributed", "prefect_dask")
     from prefect_dask import DaskTaskRunner
 
-    for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # a cluster's start and stop are not news
+    _quiet_dask()
     if dask_address:
         return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs=_local_cluster_kwargs(workers, api_url))
+
+
+@contextmanager
+def shared_cluster(workers: int | None, dask_address: str | None, api_url: str | None) -> Iterator[str | None]:
+    """The address of one cluster for several subflows of a run (`DaskTaskRunner(address=...)` each): the
+    existing scheduler, or a local cluster of `workers` processes started here and stopped on leaving (one
+    start instead of one per subflow). None without either."""
+    if dask_address or not workers:
+        yield dask_address
+        return
+    require_extra("dask", "distributed", "prefect_dask")
+    from distributed import LocalCluster
+
+    _quiet_dask()
+    with LocalCluster(**_local_cluster_kwargs(workers, api_url)) as cluster:
+        yield cluster.scheduler_address
+
+
+def _quiet_dask() -> None:
+    for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # a cluster's start and stop are not news
+
+
+def _local_cluster_kwargs(workers: int, api_url: str | None) -> dict:
+    """A local cluster of `workers` processes, one task at a time each, on their share of the cores."""
     share = str(threads_per_worker(workers))
     env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
            "OMP_NUM_THREADS": share, "TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": "1",
            "HOUSE_PIPELINE_THREADS": share}
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                          cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None, "env": env,
-                                          "silence_logs": logging.WARNING})
+    return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+            "env": env, "silence_logs": logging.WARNING}

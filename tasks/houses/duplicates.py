@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from tasks.houses.ingest import ATTRIBUTE_COLUMNS, PHOTO_KINDS, DuplicatePolicy
 STAGE = "photo-hashes"
 NEAR_IDENTICAL_BITS = 6  # of 64: real-data copies are 0-2 bits apart, distinct photos >= 10
 HASH_SIDE = 64  # photos are decoded at a reduced JPEG scale, never below this side, before hashing
-BLOCK = 2048  # photos compared at once: memory stays at BLOCK x photos bits
+LISTED = 50  # photo pairs listed in the report (and reasons per group): all are counted and used
 
 
 def perceptual_hash(path: Path) -> str:
@@ -44,24 +45,38 @@ def perceptual_hash(path: Path) -> str:
     return str(imagehash.phash(Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).convert("L")))
 
 
-def perceptual_hashes(paths: dict[str, Path], workers: int = 2) -> dict[str, str]:
-    """sha256 -> pHash of each distinct photo (`paths`: sha256 -> one file with that content)."""
+def perceptual_hashes(data_dir: Path, names: dict[str, str], workers: int = 2) -> dict[str, str]:
+    """sha256 -> pHash of each distinct photo (`names`: sha256 -> one file under `data_dir` with that content)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV decodes without the GIL
-        return dict(zip(paths, pool.map(perceptual_hash, paths.values())))
+        return dict(zip(names, pool.map(perceptual_hash, [Path(data_dir) / name for name in names.values()])))
 
 
-def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame) -> dict[str, str]:
+def photo_names(houses: pd.DataFrame) -> dict[str, str]:
+    """sha256 -> one file name of every distinct photo of `houses`."""
+    return {row[f"sha_{kind}"]: row[f"photo_{kind}"] for _, row in houses.iterrows() for kind in PHOTO_KINDS}
+
+
+def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
+                  compute: Callable[[dict[str, str]], dict[str, str]] | None = None) -> dict[str, str]:
     """sha256 -> pHash of every photo of `houses`, from the cache entry of these photos' contents (a re-run
-    with the same photos hashes nothing)."""
-    paths = {row[f"sha_{kind}"]: Path(data_dir) / row[f"photo_{kind}"]
-             for _, row in houses.iterrows() for kind in PHOTO_KINDS}
-    key = digest(STAGE, code_version(sys.modules[__name__]), sorted(paths))
+    with the same photos hashes nothing). `compute` (sha256 -> name: sha256 -> pHash) does the hashing when
+    the entry is missing: by default here on two threads, on a cluster's workers when given."""
+    names = photo_names(houses)
+    key = digest(STAGE, code_version(sys.modules[__name__]), sorted(names))
     folder = cache.lookup(STAGE, key)
     if folder is None:
+        hashes = compute(names) if compute else perceptual_hashes(data_dir, names)
         with cache.write(STAGE, key) as tmp:
-            (tmp / "hashes.json").write_text(json.dumps(perceptual_hashes(paths)))
+            (tmp / "hashes.json").write_text(json.dumps(hashes))
         folder = cache.entry_path(STAGE, key)
     return json.loads((folder / "hashes.json").read_text())
+
+
+def hash_batches(names: dict[str, str], workers: int) -> list[dict[str, str]]:
+    """The photos to hash in batches for a cluster: four per worker, at most 2,000 photos each."""
+    items = list(names.items())
+    size = max(1, min(2000, -(-len(items) // (4 * workers))))
+    return [dict(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 @dataclass
@@ -73,12 +88,14 @@ class Duplicates:
     same_photo_two_rooms: list[dict] = field(default_factory=list)  # {house, files, how}: within a house
     same_records: list[list[int]] = field(default_factory=list)  # houses with the same attributes and price
     dropped: list[int] = field(default_factory=list)  # keep-one: later copies of a record, left out
+    counts: dict[str, int] = field(default_factory=dict)  # photo pairs found, of which the lists hold LISTED
 
     def groups(self) -> list[list[int]]:
         """The groups of more than one kept house, by their first house."""
         members: dict[int, list[int]] = {}
+        dropped = set(self.dropped)
         for house, group in sorted(self.group_of.items()):
-            if house not in self.dropped:
+            if house not in dropped:
                 members.setdefault(group, []).append(house)
         return [houses for _, houses in sorted(members.items()) if len(houses) > 1]
 
@@ -87,7 +104,8 @@ class Duplicates:
         groups = self.groups()
         return {
             "counts": {"groups": len(groups), "houses_in_groups": sum(len(g) for g in groups),
-                       "shared_photos": len(self.shared_photos), "same_photo_two_rooms": len(self.same_photo_two_rooms),
+                       "shared_photos": self.counts.get("shared_photos", len(self.shared_photos)),
+                       "same_photo_two_rooms": self.counts.get("same_photo_two_rooms", len(self.same_photo_two_rooms)),
                        "duplicate_records": len(self.same_records), "dropped": len(self.dropped)},
             "groups": [{"houses": g, "why": self.why(g)} for g in groups],
             "shared_photos": self.shared_photos,
@@ -98,13 +116,14 @@ class Duplicates:
         }
 
     def why(self, houses: list[int]) -> list[str]:
-        """What links the houses of a group (copies left out included: they can link two kept houses)."""
+        """What links the houses of a group (copies left out included: they can link two kept houses), from the
+        listed photo pairs: at most LISTED reasons."""
         group = self.group_of[houses[0]]
         reasons = [f"same record: houses {', '.join(map(str, r))}" for r in self.same_records
                    if self.group_of[r[0]] == group]
         reasons += [f"{item['how']} photo: {' = '.join(item['files'])}" for item in self.shared_photos
                     if self.group_of[item["houses"][0]] == group]
-        return reasons
+        return reasons[:LISTED]
 
 
 class _Groups:
@@ -130,36 +149,62 @@ def _hash_bits(hashes: list[str]) -> np.ndarray:
     return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
 
 
-def near_pairs(hashes: list[str], max_bits: int) -> list[tuple[int, int, int]]:
-    """(i, j, bits apart) of every pair i < j of hashes at most `max_bits` bits apart, in blocks of rows."""
+def near_pairs(hashes: list[str], max_bits: int) -> np.ndarray:
+    """(P, 3) int64 rows (i, j, bits apart) of every pair i < j of hashes at most `max_bits` bits apart, sorted.
+
+    A pigeonhole index instead of all pairs (which grows with N^2: 78 s for 200,000 photos): the 64 bits cut
+    into max_bits + 1 chunks; two hashes within max_bits bits agree exactly on at least one chunk, so only
+    hashes with an equal chunk are compared. Work and memory grow with the buckets' sizes, not with N^2."""
     bits = _hash_bits(hashes)
-    pairs = []
-    for start in range(0, len(bits), BLOCK):
-        block = bits[start:start + BLOCK]
-        distance = np.bitwise_count(block[:, None] ^ bits[None, :])  # (B, N)
-        for i, j in zip(*np.nonzero(distance <= max_bits)):
-            if start + i < j:
-                pairs.append((int(start + i), int(j), int(distance[i, j])))
-    return pairs
+    chunks = [(np.uint64(p[0]), np.uint64((1 << len(p)) - 1)) for p in np.array_split(np.arange(64), max_bits + 1)]
+    found = [np.empty(0, np.int64)]  # pair keys i * N + j, each pair from the first chunk its hashes agree on
+    for number, (shift, mask) in enumerate(chunks):
+        chunk = (bits >> shift) & mask
+        order = np.argsort(chunk, kind="stable")
+        ranked = chunk[order]
+        active = np.arange(len(order))
+        step = 1
+        while active.size:  # compare each hash with the one `step` places later while their chunks agree
+            active = active[active + step < len(order)]
+            active = active[ranked[active] == ranked[active + step]]
+            a, b = order[active], order[active + step]
+            apart = bits[a] ^ bits[b]
+            keep = np.bitwise_count(apart) <= max_bits
+            for earlier_shift, earlier_mask in chunks[:number]:
+                keep &= ((apart >> earlier_shift) & earlier_mask) != 0
+            found.append(np.minimum(a, b)[keep] * len(bits) + np.maximum(a, b)[keep])
+            step += 1
+    keys = np.sort(np.concatenate(found))
+    first, second = keys // max(len(bits), 1), keys % max(len(bits), 1)
+    return np.stack([first, second, np.bitwise_count(bits[first] ^ bits[second]).astype(np.int64)], axis=1)
 
 
 def find_duplicates(houses: pd.DataFrame, phash: dict[str, str], policy: DuplicatePolicy = "keep-one",
                     max_bits: int = NEAR_IDENTICAL_BITS) -> Duplicates:
     """Groups of `houses` (house, ATTRIBUTE_COLUMNS, photo_<kind>, sha_<kind>) from shared photos and
-    repeated records; `phash`: sha256 -> perceptual hash of every photo."""
+    repeated records; `phash`: sha256 -> perceptual hash of every photo. Every pair is counted and joins its
+    houses; the report lists the first LISTED (generated data can hold millions of pairs)."""
     numbers = [int(h) for h in houses["house"]]
     groups = _Groups(numbers)
-    photos = [(int(row["house"]), kind, row[f"photo_{kind}"], row[f"sha_{kind}"])
-              for _, row in houses.iterrows() for kind in PHOTO_KINDS]
+    photo_house = np.repeat(houses["house"].to_numpy(np.int64), len(PHOTO_KINDS))
+    files = [row[f"photo_{kind}"] for _, row in houses.iterrows() for kind in PHOTO_KINDS]
+    shas = [row[f"sha_{kind}"] for _, row in houses.iterrows() for kind in PHOTO_KINDS]
+    pairs = near_pairs([phash[sha] for sha in shas], max_bits)
     found = Duplicates({})
-    for i, j, bits in near_pairs([phash[sha] for *_, sha in photos], max_bits):
-        (house_a, _, file_a, sha_a), (house_b, _, file_b, sha_b) = photos[i], photos[j]
-        how = "identical" if sha_a == sha_b else f"near-identical ({bits} of 64 bits apart)"
-        if house_a == house_b:
-            found.same_photo_two_rooms.append({"house": house_a, "files": [file_a, file_b], "how": how})
-        else:
-            groups.join(house_a, house_b)
-            found.shared_photos.append({"houses": sorted([house_a, house_b]), "files": [file_a, file_b], "how": how})
+    within = photo_house[pairs[:, 0]] == photo_house[pairs[:, 1]]
+    for listed, rows in (("same_photo_two_rooms", pairs[within]), ("shared_photos", pairs[~within])):
+        found.counts[listed] = len(rows)
+        for i, j, bits in rows[:LISTED].tolist():
+            how = "identical" if shas[i] == shas[j] else f"near-identical ({bits} of 64 bits apart)"
+            if listed == "same_photo_two_rooms":
+                found.same_photo_two_rooms.append({"house": int(photo_house[i]), "files": [files[i], files[j]],
+                                                   "how": how})
+            else:
+                found.shared_photos.append({"houses": sorted([int(photo_house[i]), int(photo_house[j])]),
+                                            "files": [files[i], files[j]], "how": how})
+    across = pairs[~within]
+    for house_a, house_b in np.unique(np.sort(photo_house[across[:, :2]], axis=1), axis=0).tolist():
+        groups.join(house_a, house_b)
     records: dict[tuple, list[int]] = {}
     for number, values in zip(numbers, houses[list(ATTRIBUTE_COLUMNS)].itertuples(index=False)):
         records.setdefault(tuple(float(v) for v in values), []).append(number)
@@ -176,10 +221,11 @@ def find_duplicates(houses: pd.DataFrame, phash: dict[str, str], policy: Duplica
     return found
 
 
-def dedupe(cache: Cache, data_dir: Path, houses: pd.DataFrame,
-           policy: DuplicatePolicy = "keep-one") -> tuple[pd.DataFrame, Duplicates]:
-    """(the houses kept under `policy`, with their `group` column; what was found)."""
-    found = find_duplicates(houses, cached_hashes(cache, data_dir, houses), policy)
+def dedupe(cache: Cache, data_dir: Path, houses: pd.DataFrame, policy: DuplicatePolicy = "keep-one",
+           hashes: dict[str, str] | None = None) -> tuple[pd.DataFrame, Duplicates]:
+    """(the houses kept under `policy`, with their `group` column; what was found). `hashes`: sha256 -> pHash
+    when already computed (on a cluster), else from the cache or computed here."""
+    found = find_duplicates(houses, hashes or cached_hashes(cache, data_dir, houses), policy)
     return apply_policy(houses, found), found
 
 
@@ -190,9 +236,11 @@ def apply_policy(houses: pd.DataFrame, found: Duplicates) -> pd.DataFrame:
 
 
 def warnings(found: Duplicates) -> list[str]:
-    """One line per photo used for two rooms of one house, naming the files."""
-    return [f"house {item['house']}: one photo for two rooms ({item['how']}): {' and '.join(item['files'])}"
-            for item in found.same_photo_two_rooms]
+    """One line per photo used for two rooms of one house, naming the files (the first LISTED, then a count)."""
+    lines = [f"house {item['house']}: one photo for two rooms ({item['how']}): {' and '.join(item['files'])}"
+             for item in found.same_photo_two_rooms]
+    more = found.counts.get("same_photo_two_rooms", len(lines)) - len(lines)
+    return lines + ([f"{more} more photo(s) used for two rooms of one house (not listed)"] if more > 0 else [])
 
 
 def markdown(found: Duplicates) -> str:
@@ -204,7 +252,8 @@ def markdown(found: Duplicates) -> str:
              f"({counts['houses_in_groups']} houses); each group stays on one side of every split. "
              f"{counts['shared_photos']} photo pair(s) shared between houses, {counts['duplicate_records']} "
              f"duplicate record(s) ({counts['dropped']} copies left out), {counts['same_photo_two_rooms']} photo(s) "
-             f"used for two rooms of one house. Near-identical: pHash within {NEAR_IDENTICAL_BITS} of 64 bits.", ""]
+             f"used for two rooms of one house. Near-identical: pHash within {NEAR_IDENTICAL_BITS} of 64 bits. "
+             f"The first {LISTED} pairs of each kind are listed.", ""]
     if summary["groups"]:
         lines += ["| group | houses | why |", "|---|---|---|"]
         lines += [f"| {g['houses'][0]} | {', '.join(map(str, g['houses']))} | {'; '.join(g['why'])} |"

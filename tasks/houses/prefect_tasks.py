@@ -56,12 +56,13 @@ def ingest_task(data_dir: Path, on_bad_house: ingest.OnBadHouse) -> ingest.Inges
 
 
 @task(name="find-duplicates", cache_policy=NO_CACHE)
-def duplicates_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame,
-                    policy: ingest.DuplicatePolicy) -> tuple[pd.DataFrame, duplicates.Duplicates]:
+def duplicates_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame, policy: ingest.DuplicatePolicy,
+                    hashes: dict[str, str] | None = None) -> tuple[pd.DataFrame, duplicates.Duplicates]:
     """Photos shared across or within houses (identical or near-identical) and repeated records: the houses
-    kept (with their duplicate group) and what was found. Perceptual hashes are cached by photo content."""
+    kept (with their duplicate group) and what was found. Perceptual hashes (`hashes` when computed on a
+    cluster) are cached by photo content."""
     log = get_run_logger()
-    kept, found = duplicates.dedupe(Cache(cache_dir, log, refreshing()), data_dir, houses, policy)
+    kept, found = duplicates.dedupe(Cache(cache_dir, log, refreshing()), data_dir, houses, policy, hashes)
     for line in duplicates.warnings(found):
         log.warning("Warning: %s", line)
     counts = found.summary()["counts"]
@@ -115,14 +116,32 @@ def montage_shards_task(cache_dir: Path, data_dir: Path, groups: list[pd.DataFra
     is done; how many it built. The worker's share of the cores decodes the photos."""
     log = get_run_logger()
     cache = Cache(cache_dir, log, refreshing())
-    data_dir = storage.localized(data_dir)
     todo = [(group, key) for group, key in zip(groups, keys) if cache.lookup(montages.STAGE, key) is None]
-    if remote := storage.remote_of(data_dir):  # a worker elsewhere: the photos it needs, into its mirror
-        storage.fetch_files(remote, [name for group, _ in todo for kind in ingest.PHOTO_KINDS
-                                     for name in group[f"photo_{kind}"]])
-    threads = int(os.environ.get("HOUSE_PIPELINE_THREADS") or os.cpu_count() or 1)
-    montages.build_shards(cache, data_dir, todo, tile_size, on_bad_house, threads, log)
+    data_dir = _photos_here(data_dir, [name for group, _ in todo for kind in ingest.PHOTO_KINDS
+                                       for name in group[f"photo_{kind}"]])
+    montages.build_shards(cache, data_dir, todo, tile_size, on_bad_house, _worker_threads(), log)
     return montages.ShardBatch(len(todo))
+
+
+def _photos_here(data_dir: Path, names: list[str]) -> Path:
+    """The data folder as this process sees it; on a worker elsewhere, `names` fetched into its mirror."""
+    data_dir = storage.localized(data_dir)
+    if remote := storage.remote_of(data_dir):
+        storage.fetch_files(remote, names)
+    return data_dir
+
+
+def _worker_threads() -> int:
+    """The cores this process may use (a cluster worker's share, set by tasks.core.cluster)."""
+    return int(os.environ.get("HOUSE_PIPELINE_THREADS") or os.cpu_count() or 1)
+
+
+@task(name="photo-hashes", cache_policy=NO_CACHE, task_run_name="photo-hashes-{number}")
+def photo_hashes_task(data_dir: Path, names: dict[str, str], number: int) -> dict[str, str]:
+    """One batch of perceptual hashes on a cluster worker (sha256 -> pHash), on the worker's share of the cores;
+    the flow caches the whole set (tasks.houses.duplicates.cached_hashes)."""
+    data_dir = _photos_here(data_dir, list(names.values()))
+    return duplicates.perceptual_hashes(data_dir, names, _worker_threads())
 
 
 @task(name="collect-montages", cache_policy=NO_CACHE)

@@ -1,5 +1,6 @@
-"""Preprocessing on a local Dask cluster of two worker processes (one Prefect task per montage shard) builds
-the same cache, byte for byte, as a run in one process: the shards and the dataset's split files."""
+"""Preprocessing on a local Dask cluster of two worker processes (Prefect tasks for batches of montage shards
+and of perceptual hashes) builds the same cache, byte for byte, as a run in one process: the shards, the photos'
+hashes and the dataset's split files."""
 
 from __future__ import annotations
 
@@ -38,4 +39,6 @@ def test_shards_built_on_two_dask_workers_equal_those_built_in_one_process(tmp_p
     assert len([f for f in shards if f.endswith(".parquet")]) == 4  # 200 houses, 64 a shard
     assert _files(tmp_path / "cluster", "montages") == shards
     assert _files(tmp_path / "cluster", "dataset") == _files(tmp_path / "local", "dataset")
-    assert "montage-shards" in outputs["cluster"] and "montage-shards" not in outputs["local"]
+    assert _files(tmp_path / "cluster", "photo-hashes") == _files(tmp_path / "local", "photo-hashes")
+    for subflow in ("montage-shards", "photo-hashes"):  # both ran on the cluster, as mapped tasks
+        assert f"{subflow}-1" in outputs["cluster"] and subflow not in outputs["local"]

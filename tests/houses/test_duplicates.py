@@ -70,3 +70,22 @@ def test_many_random_groups_stay_whole_in_every_split():
     for seed in range(5):
         assert _sides_hold_groups_whole(groups, list(grouped_holdout_rows(120, 0.25, seed, groups)))
         assert _sides_hold_groups_whole(groups, [held for _, held in group_kfold_rows(120, 5, seed, groups)])
+
+
+def test_near_pairs_index_finds_exactly_the_pairs_all_pairs_comparison_finds():
+    """The pigeonhole index (tasks.houses.duplicates.near_pairs) against comparing every pair: 1,500
+    hashes around 200 centres, each 0-9 bits from its centre (50 of them twice): pairs on both sides of 6 bits."""
+    from tasks.houses.duplicates import near_pairs
+
+    rng = np.random.default_rng(3)
+    centres = rng.integers(0, 2**63, 200, dtype=np.int64).astype(np.uint64)
+    values = centres[rng.integers(0, 200, 1500)]
+    for _ in range(9):
+        flip = rng.random(len(values)) < 0.5
+        values[flip] ^= np.uint64(1) << rng.integers(0, 64, int(flip.sum())).astype(np.uint64)
+    values[-50:] = values[:50]  # identical photos too
+    distance = np.bitwise_count(values[:, None] ^ values[None, :])
+    expected = [(i, j, int(distance[i, j])) for i, j in zip(*np.nonzero(np.triu(distance <= 6, k=1)))]
+    found = near_pairs([f"{int(v):016x}" for v in values], 6)
+    assert [tuple(row) for row in found.tolist()] == expected
+    assert len(expected) > 1000 and {d for *_, d in expected} == set(range(7))  # every distance up to the limit
