@@ -50,7 +50,38 @@ def refresh_cache_field() -> Any:
                  "search) instead of reusing it, also Prefect's record of it; the new entries replace the old.")
 
 
-class DataOptions(BaseModel):
+class ClusterOptions(BaseModel):
+    """Where a flow's parallel work runs: in its own process, a local Dask cluster, or an existing one."""
+
+    workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
+                                "and run the parallel work on it: perceptual hashes and montage shards, the "
+                                "classifier's images, trainings of compare and of --cv folds, sweep points (each "
+                                "worker gets its share of the cores).")
+    dask_address: str | None = Field(None, description="Run the parallel work on an existing Dask cluster "
+                                     "(tcp://HOST:PORT of its scheduler); its workers need this package and the same "
+                                     "--data and --cache (shared folders or object storage).")
+
+    @model_validator(mode="after")
+    def _one_cluster(self):
+        if self.workers and self.dask_address:
+            raise ValueError("give --workers (a local cluster) or --dask-address (an existing one), not both")
+        return self
+
+    def check_cluster(self) -> None:
+        """The Dask extra, the scheduler that --dask-address names and the worker threads, before any work."""
+        if self.workers or self.dask_address:
+            require_extra("dask", "distributed", "prefect_dask")
+        if self.dask_address:
+            from tasks.core.cluster import check_dask_scheduler
+
+            check_dask_scheduler(self.dask_address)
+        if self.workers:
+            from tasks.core.cluster import threads_per_worker
+
+            threads_per_worker(self.workers)  # HOUSE_PIPELINE_WORKER_THREADS checked before any work
+
+
+class DataOptions(ClusterOptions):
     """Where the houses come from and how they are filtered and tiled."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,35 +104,13 @@ class DataOptions(BaseModel):
                                         "the first (lowest house number) and leave the others out, or keep all. "
                                         "Either way, houses that share a photo or a record stay on one side of "
                                         "every split.")
-    workers: int | None = Field(None, ge=1, le=256, description="Start a local Dask cluster of N worker processes "
-                                "and run the parallel work on it: montage shards, trainings of compare and of "
-                                "--cv folds, sweep points (each worker gets its share of the cores).")
-    dask_address: str | None = Field(None, description="Run the parallel work on an existing Dask cluster "
-                                     "(tcp://HOST:PORT of its scheduler); its workers need this package and the same "
-                                     "--data and --cache (shared folders or object storage).")
-
-    @model_validator(mode="after")
-    def _one_cluster(self):
-        if self.workers and self.dask_address:
-            raise ValueError("give --workers (a local cluster) or --dask-address (an existing one), not both")
-        return self
-
     def data_inputs(self) -> dict[str, Path]:
         """The input folders nothing may be written into: --data when it is a local folder."""
         return {} if is_url(self.data) else {"--data": storage.working_path(self.data).expanduser()}
 
     def check_paths(self) -> None:
         """Every path option and the Dask cluster, before any work (see tasks.core.paths)."""
-        if self.workers or self.dask_address:
-            require_extra("dask", "distributed", "prefect_dask")
-        if self.dask_address:
-            from tasks.core.cluster import check_dask_scheduler
-
-            check_dask_scheduler(self.dask_address)
-        if self.workers:
-            from tasks.core.cluster import threads_per_worker
-
-            threads_per_worker(self.workers)  # HOUSE_PIPELINE_WORKER_THREADS checked before any work
+        self.check_cluster()
         for option, folder in self.data_inputs().items():
             if "data" not in self.model_fields_set:
                 check_default_data(option, folder)
@@ -309,7 +318,7 @@ class ScoreConfig(TrackingOptions):
         return registry.version(tracker, self.model_version)
 
 
-class ClassifyConfig(ClassifierOptions, TrackingOptions):
+class ClassifyConfig(ClassifierOptions, TrackingOptions, ClusterOptions):
     """Train an image classifier (multilabel or multioutput) and evaluate it on held-out images. Without
     --data: each house photo of --houses labelled with its room and its house's price tier, split by house."""
 
@@ -349,6 +358,7 @@ class ClassifyConfig(ClassifierOptions, TrackingOptions):
         paths.check_output_folder("--cache", self.cache, inputs)
         paths.check_run_folder("--out", self.out, inputs)
         self.check_tracking()
+        self.check_cluster()
 
 
 

@@ -51,12 +51,15 @@ def house_label_table(data_dir: Path, test_size: float = 0.25, seed: int = 42) -
     return pd.DataFrame(rows, columns=list(COLUMNS)), summary
 
 
-def write_house_labels(data_dir: Path, manifest: Path, test_size: float = 0.25, seed: int = 42) -> dict:
-    """Write the manifest (photo paths relative to its folder) and `<manifest>.json` with the summary."""
+def write_house_labels(data_dir: Path, manifest: Path, test_size: float = 0.25, seed: int = 42,
+                       absolute: bool = False) -> dict:
+    """Write the manifest (photo paths relative to its folder, or `absolute`: for a manifest in a run folder
+    that moves into place after the run) and `<manifest>.json` with the summary."""
     table, summary = house_label_table(data_dir, test_size, seed)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     base = manifest.parent.resolve()
-    table["path"] = [os.path.relpath(Path(p).resolve(), base) for p in table["path"]]
+    table["path"] = [str(Path(p).resolve()) if absolute else os.path.relpath(Path(p).resolve(), base)
+                     for p in table["path"]]
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
     atomic_write_bytes(manifest, buffer.getvalue().encode())

@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,7 @@ from tasks.core.prefect_cache import cacheable
 
 RESERVED_COLUMNS = ("path", "group", "split")
 STAGE = "labelled-images"
+BATCH_ROWS = 256  # images decoded per batch (a cluster task) and per Parquet row group
 OnBadImage = Literal["fail", "skip"]
 BAD_IMAGE_HINT = "replace the file or remove its row, or pass --on-bad-image skip to leave it out"
 SKIP_HINT = "Fix these, or pass --on-bad-image skip to leave the affected images out."
@@ -108,7 +110,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
                 problems.append(DataError(f"split must be train or test, got {row['split']!r}", path, line))
             else:
                 image = Path(row["path"])
-                row["path"] = str(image if image.is_absolute() else path.parent / image)
+                row["path"] = str(image if image.is_absolute() else os.path.normpath(path.parent / image))
                 rows.append(row)
     if problems:
         raise DataErrors(problems, "Fix these lines of the manifest.")
@@ -172,9 +174,43 @@ def plan_labelled_images(source: Path, label_names: list[str], size: int, test_s
     return table, label_columns, problems, _content_key(table, size)
 
 
+@dataclass
+class DecodedBatch:
+    """Images of one batch of rows, resized: the rows kept, their BGR bytes, and the images left out."""
+
+    rows: list[int]
+    images: list[bytes]
+    skipped: list[dict]
+
+
+def decode_batch(paths: list[str], rows: list[int], size: int, on_bad_image: OnBadImage) -> DecodedBatch:
+    """Read and resize the images at `paths` (rows of the table); a bad one fails or is skipped."""
+    done = DecodedBatch([], [], [])
+    for row, path in zip(rows, paths, strict=True):
+        try:
+            done.images.append(load_image(Path(path), size).tobytes())
+            done.rows.append(row)
+        except DataError as error:
+            if on_bad_image == "fail":
+                raise
+            done.skipped.append({"path": str(path), "problem": error.message})
+    return done
+
+
+def row_batches(table: pd.DataFrame) -> list[tuple[list[str], list[int]]]:
+    """(paths, rows) of the images to decode, BATCH_ROWS a batch (one Parquet row group each, wherever decoded,
+    so a cluster writes the same file as one process); rows whose image was not found are left out."""
+    rows = [row for row, sha in enumerate(table["sha256"]) if sha]
+    return [([str(table["path"].iloc[r]) for r in rows[i:i + BATCH_ROWS]], rows[i:i + BATCH_ROWS])
+            for i in range(0, len(rows), BATCH_ROWS)]
+
+
 def build_labelled_images(cache: Cache, source: Path, label_names: list[str], size: int, test_size: float,
-                          seed: int, on_bad_image: OnBadImage = "fail") -> LabelledImages:
-    """Read, validate, hash, split, resize and cache a labelled image set (reused when unchanged)."""
+                          seed: int, on_bad_image: OnBadImage = "fail",
+                          decode: Callable[[list], Iterable[DecodedBatch]] | None = None) -> LabelledImages:
+    """Read, validate, hash, split, resize and cache a labelled image set (reused when unchanged). The images are
+    decoded batch by batch (`decode`: the batches of `row_batches` -> their DecodedBatch in order; by default
+    here, else on a cluster's workers) and written a row group at a time: memory holds one batch."""
     table, label_columns, problems, key = plan_labelled_images(source, label_names, size, test_size, seed,
                                                                on_bad_image)
     found = cache.lookup(STAGE, key)
@@ -182,31 +218,32 @@ def build_labelled_images(cache: Cache, source: Path, label_names: list[str], si
         summary = json.loads((found / "summary.json").read_text())
         return LabelledImages(found, label_columns, size, summary["n_train"], summary["n_test"],
                               summary["skipped"], computed=False)
-    images, kept, skipped = [], [], [{"path": str(p.path), "problem": p.message} for p in problems]
-    for row, (path, sha) in enumerate(zip(table["path"], table["sha256"], strict=True)):
-        if not sha:
-            continue
-        try:
-            images.append(load_image(Path(path), size).tobytes())
-            kept.append(row)
-        except DataError as error:
-            if on_bad_image == "fail":
-                raise
-            skipped.append({"path": str(path), "problem": error.message})
-    table = table.iloc[kept].reset_index(drop=True)
-    if table.empty:
-        raise DataError("no usable image left after skipping bad ones", source)
+    batches = row_batches(table)
+    decoded = decode(batches) if decode else (decode_batch(*batch, size, on_bad_image) for batch in batches)
     columns = ["path", *label_columns, "group", "split", "sha256"]
-    arrow = pa.Table.from_pandas(table[columns], preserve_index=False).append_column(
-        "image", pa.array(images, pa.binary()))
-    counts = table["split"].value_counts()
-    summary = {"source": str(source), "label_columns": label_columns, "size": size,
-               "n_train": int(counts.get("train", 0)), "n_test": int(counts.get("test", 0)), "skipped": skipped}
-    if not summary["n_train"] or not summary["n_test"]:
-        raise DataError(f"the split left {summary['n_train']} train and {summary['n_test']} test images; "
-                        "give more images or another --test-size", source)
+    skipped = [{"path": str(p.path), "problem": p.message} for p in problems]
+    counts = {"train": 0, "test": 0}
     with cache.write(STAGE, key) as tmp:
-        parquet.write_table(arrow, tmp / "images.parquet", row_group_size=256)
+        writer = None
+        for batch in decoded:
+            skipped += batch.skipped
+            if not batch.rows:
+                continue
+            part = table.iloc[batch.rows]
+            arrow = pa.Table.from_pandas(part[columns], preserve_index=False).append_column(
+                "image", pa.array(batch.images, pa.binary()))
+            writer = writer or parquet.writer(tmp / "images.parquet", arrow.schema)
+            writer.write_table(arrow)
+            for split, count in part["split"].value_counts().items():
+                counts[split] += int(count)
+        if writer is None:
+            raise DataError("no usable image left after skipping bad ones", source)
+        writer.close()
+        if not counts["train"] or not counts["test"]:
+            raise DataError(f"the split left {counts['train']} train and {counts['test']} test images; "
+                            "give more images or another --test-size", source)
+        summary = {"source": str(source), "label_columns": label_columns, "size": size,
+                   "n_train": counts["train"], "n_test": counts["test"], "skipped": skipped}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return LabelledImages(cache.entry_path(STAGE, key), label_columns, size, summary["n_train"], summary["n_test"],
                           skipped, computed=True)

@@ -29,8 +29,9 @@ from tasks.training.progress import finished_training, progress_reporter, reuse_
 
 @task(name="house-labels", cache_policy=NO_CACHE)
 def house_labels_task(houses: Path, manifest: Path, test_size: float, seed: int) -> Path:
-    """Label each house photo with its room and price tier (split by house); returns the manifest."""
-    summary = write_house_labels(houses, manifest, test_size, seed)
+    """Label each house photo with its room and price tier (split by house); returns the manifest. Its paths are
+    absolute: it is written in the staged run folder, one level deeper than where it ends."""
+    summary = write_house_labels(houses, manifest, test_size, seed, absolute=True)
     get_run_logger().info("House labels: %d photos of %d houses (%d train, %d test houses); price tiers at "
                           "$%s and $%s", summary["photos"], summary["houses"], summary["train_houses"],
                           summary["test_houses"], *(f"{t:,.0f}" for t in summary["tier_thresholds"]))
@@ -95,3 +96,10 @@ def evaluate_classifier_task(trained: tuple[Path, dict], labelled: images.Labell
         get_run_logger().info("Test accuracy %s: %.3f (chance %.3f, majority %.3f)", name, m["accuracy"],
                               m["chance"], m["majority"])
     return metrics
+
+
+@task(name="decode-images", cache_policy=NO_CACHE, task_run_name="decode-images-{number}")
+def decode_images_task(paths: list[str], rows: list[int], size: int, on_bad_image: images.OnBadImage,
+                       number: int) -> images.DecodedBatch:
+    """One batch of the classifier's images read and resized on a cluster worker (the flow writes them)."""
+    return images.decode_batch(paths, rows, size, on_bad_image)
