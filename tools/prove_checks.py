@@ -127,7 +127,7 @@ MUTANTS = [
            "                                     threads=1)",
            ("tests/flows/test_train_flow.py::test_compare_trains_in_parallel_and_writes_a_leaderboard",)),
     Mutant("Dask cluster with one worker", "sweep --workers N starts N Dask workers", "tasks/core/cluster.py",
-           'cluster_kwargs={"n_workers": workers,', 'cluster_kwargs={"n_workers": 1,',
+           'return {"n_workers": workers,', 'return {"n_workers": 1,',
            ("tests/automl/test_sweep.py::test_sweep_runs_points_on_a_local_dask_cluster",)),
     Mutant("downloads not retried", "a download retries network trouble", "tasks/houses/prefect_tasks.py",
            '@task(name="resolve-data", cache_policy=NO_CACHE, retries=2,',
