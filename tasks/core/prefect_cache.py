@@ -32,6 +32,7 @@ from prefect.serializers import Serializer
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 
 from tasks.core import storage
+from tasks.core.errors import DataError
 
 RESULTS_FOLDER = "prefect-results"
 SERIALIZER = "house-pipeline-json"
@@ -60,6 +61,8 @@ def _encode(value: Any) -> Any:
             raise TypeError("cached results may only have dicts with string keys")
         return {k: _encode(v) for k, v in value.items()}
     name = type(value).__name__
+    if isinstance(value, BaseException):  # a failed task's error, which Prefect persists too: its words only
+        return {"__error__": {"data_error": isinstance(value, DataError), "message": str(value)}}
     if dataclasses.is_dataclass(value) and CACHEABLE.get(name) is type(value):
         return {"__type__": name, "fields": {f.name: _encode(getattr(value, f.name))
                                               for f in dataclasses.fields(value)}}
@@ -75,6 +78,9 @@ def _decode(value: Any) -> Any:
         return Path(value["__path__"])
     if set(value) == {"__tuple__"}:
         return tuple(_decode(v) for v in value["__tuple__"])
+    if set(value) == {"__error__"}:
+        error = value["__error__"]
+        return (DataError if error.get("data_error") else RuntimeError)(str(error.get("message", "")))
     if set(value) == {"__type__", "fields"}:
         cls = CACHEABLE.get(value["__type__"])
         if cls is None:

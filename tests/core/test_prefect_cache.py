@@ -25,6 +25,17 @@ def test_results_round_trip_as_plain_json_and_come_back_as_reused():
     assert not same.computed and same.folder == dataset.folder and same.zipcodes == dataset.zipcodes
 
 
+def test_a_failed_tasks_error_is_written_as_its_words_and_read_back_as_an_error():
+    from tasks.core.errors import DataError
+
+    blob = PlainJSON().dumps(DataError("keeping each group whole leaves 0 test houses", "/data", 3))
+    assert set(json.loads(blob)) == {"__error__"}  # no pickle, no class path
+    error = PlainJSON().loads(blob)
+    assert isinstance(error, DataError) and "0 test houses" in str(error) and "/data" in str(error)
+    other = PlainJSON().loads(PlainJSON().dumps(ValueError("bad value")))
+    assert type(other) is RuntimeError and str(other) == "bad value"
+
+
 def test_only_registered_types_are_written_or_read():
     class Model:
         pass
