@@ -181,7 +181,9 @@ def test_the_wall_clock_limit_stops_the_search_and_keeps_the_best_so_far(tiny, t
                                     SearchSpace(patience=100_000), LOG)
     elapsed = time.perf_counter() - started
     assert result["stopped_by_deadline"] and result["trials_run"] < 50
-    assert result["seconds"] < budget.seconds + 20 and elapsed < 60  # stopped, not run to 50 x 100000 epochs
+    # stopped, not run to 50 x 100,000 epochs (hours); the slack is for a loaded machine, which ends the epoch
+    # under way late (34 s for this 10 s budget once, with 2 cores shared by four heavy processes)
+    assert result["seconds"] < budget.seconds + 50 and elapsed < 120
     assert (entry / "best.keras").stat().st_size > 0
 
 
