@@ -200,8 +200,9 @@ def decode_batch(paths: list[str], rows: list[int], size: int, on_bad_image: OnB
 def row_batches(table: pd.DataFrame) -> list[tuple[list[str], list[int]]]:
     """(paths, rows) of the images to decode, BATCH_ROWS a batch (one Parquet row group each, wherever decoded,
     so a cluster writes the same file as one process); rows whose image was not found are left out."""
+    paths = [str(path) for path in table["path"]]
     rows = [row for row, sha in enumerate(table["sha256"]) if sha]
-    return [([str(table["path"].iloc[r]) for r in rows[i:i + BATCH_ROWS]], rows[i:i + BATCH_ROWS])
+    return [([paths[r] for r in rows[i:i + BATCH_ROWS]], rows[i:i + BATCH_ROWS])
             for i in range(0, len(rows), BATCH_ROWS)]
 
 

@@ -51,9 +51,14 @@ def perceptual_hashes(data_dir: Path, names: dict[str, str], workers: int = 2) -
         return dict(zip(names, pool.map(perceptual_hash, [Path(data_dir) / name for name in names.values()])))
 
 
+def _photo_column(houses: pd.DataFrame, prefix: str) -> list[str]:
+    """`prefix`_<kind> of every photo, house by house and kind by kind (the order near_pairs' indices follow)."""
+    return houses[[f"{prefix}_{kind}" for kind in PHOTO_KINDS]].to_numpy().ravel().tolist()
+
+
 def photo_names(houses: pd.DataFrame) -> dict[str, str]:
     """sha256 -> one file name of every distinct photo of `houses`."""
-    return {row[f"sha_{kind}"]: row[f"photo_{kind}"] for _, row in houses.iterrows() for kind in PHOTO_KINDS}
+    return dict(zip(_photo_column(houses, "sha"), _photo_column(houses, "photo")))
 
 
 def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
@@ -187,8 +192,7 @@ def find_duplicates(houses: pd.DataFrame, phash: dict[str, str], policy: Duplica
     numbers = [int(h) for h in houses["house"]]
     groups = _Groups(numbers)
     photo_house = np.repeat(houses["house"].to_numpy(np.int64), len(PHOTO_KINDS))
-    files = [row[f"photo_{kind}"] for _, row in houses.iterrows() for kind in PHOTO_KINDS]
-    shas = [row[f"sha_{kind}"] for _, row in houses.iterrows() for kind in PHOTO_KINDS]
+    files, shas = _photo_column(houses, "photo"), _photo_column(houses, "sha")
     pairs = near_pairs([phash[sha] for sha in shas], max_bits)
     found = Duplicates({})
     within = photo_house[pairs[:, 0]] == photo_house[pairs[:, 1]]
@@ -225,7 +229,7 @@ def dedupe(cache: Cache, data_dir: Path, houses: pd.DataFrame, policy: Duplicate
            hashes: dict[str, str] | None = None) -> tuple[pd.DataFrame, Duplicates]:
     """(the houses kept under `policy`, with their `group` column; what was found). `hashes`: sha256 -> pHash
     when already computed (on a cluster), else from the cache or computed here."""
-    found = find_duplicates(houses, hashes or cached_hashes(cache, data_dir, houses), policy)
+    found = find_duplicates(houses, cached_hashes(cache, data_dir, houses) if hashes is None else hashes, policy)
     return apply_policy(houses, found), found
 
 
