@@ -157,7 +157,7 @@ def _hash_bits(hashes: list[str]) -> np.ndarray:
 def near_pairs(hashes: list[str], max_bits: int) -> np.ndarray:
     """(P, 3) int64 rows (i, j, bits apart) of every pair i < j of hashes at most `max_bits` bits apart, sorted.
 
-    A pigeonhole index instead of all pairs (which grows with N^2: 78 s for 200,000 photos): the 64 bits cut
+    A pigeonhole index instead of all pairs (which grows with N^2: about 78 s for 200,000 photos): the 64 bits cut
     into max_bits + 1 chunks; two hashes within max_bits bits agree exactly on at least one chunk, so only
     hashes with an equal chunk are compared. Work and memory grow with the buckets' sizes, not with N^2."""
     bits = _hash_bits(hashes)
