@@ -10,6 +10,7 @@ would hash a path's string, not the file). Data moves between tasks as file path
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -141,7 +142,11 @@ def photo_hashes_task(data_dir: Path, names: dict[str, str], number: int) -> dic
     """One batch of perceptual hashes on a cluster worker (sha256 -> pHash), on the worker's share of the cores;
     the flow caches the whole set (tasks.houses.duplicates.cached_hashes)."""
     data_dir = _photos_here(data_dir, list(names.values()))
-    return duplicates.perceptual_hashes(data_dir, names, _worker_threads())
+    started = time.perf_counter()
+    hashes = duplicates.perceptual_hashes(data_dir, names, _worker_threads())
+    get_run_logger().info("Perceptual hashes of %d photos (%.0f photos/s)", len(hashes),
+                          len(hashes) / max(time.perf_counter() - started, 1e-9))
+    return hashes
 
 
 @task(name="collect-montages", cache_policy=NO_CACHE)
