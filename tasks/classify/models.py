@@ -15,6 +15,7 @@ from keras import layers
 from tasks.core.errors import DataError
 from tasks.training.backbones import image_features
 from tasks.training.layers import Grayscale
+from tasks.training.schedules import learning_rate_schedule
 
 
 def build_multilabel(size: int, n_classes: int, backbone: str = "small", weights: str = "imagenet",
@@ -40,14 +41,6 @@ def build_multioutput(size: int, outputs: dict[str, int], gray_output: str, back
         x = image_features(x, backbone, weights, fine_tune_layers, f"{name}_branch", small_pooling)  # (B, F)
         heads[name] = layers.Dense(n_classes, activation="softmax", name=name)(x)  # (B, classes)
     return keras.Model({"image": inputs}, heads, name="multioutput")
-
-
-def learning_rate_schedule(kind: str, learning_rate: float, epochs: int, steps_per_epoch: int):
-    """cosine: from learning_rate down to 0 over the whole training (the last epochs barely move the
-    weights, so the final model is a settled one); inverse-time: the tutorials' decay=lr/epochs."""
-    if kind == "cosine":
-        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps_per_epoch))
-    return keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=learning_rate / epochs)
 
 
 def compile_classifier(model: keras.Model, kind: str, learning_rate: float, epochs: int,

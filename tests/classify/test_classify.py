@@ -304,14 +304,6 @@ def test_classify_cli_on_house_photos_by_default(run_cli, tmp_path):
     assert "split by house" in report and "chance (1/classes)" in report
 
 
-def test_learning_rate_schedules():
-    cosine = classifier_models.learning_rate_schedule("cosine", 1e-3, epochs=10, steps_per_epoch=5)
-    assert float(cosine(0)) == pytest.approx(1e-3) and float(cosine(50)) == pytest.approx(0.0, abs=1e-9)
-    assert float(cosine(25)) == pytest.approx(5e-4, rel=1e-4)  # half-way down the cosine
-    tutorial = classifier_models.learning_rate_schedule("inverse-time", 1e-3, epochs=10, steps_per_epoch=5)
-    assert float(tutorial(100)) == pytest.approx(1e-3 / (1 + 1e-4 * 100))
-
-
 RESUMABLE = """
 import sys
 from pathlib import Path
