@@ -25,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import option_setting, run_stages  # noqa: E402
@@ -35,12 +34,11 @@ from tasks.price.evaluate import top_price_ratios  # noqa: E402
 from tasks.price.options import PriceOptions, defaults_for  # noqa: E402
 from tasks.price.train import predict_prices, train_model  # noqa: E402
 from tasks.training.metrics import regression_metrics  # noqa: E402
+from tasks.training.saved_models import load_keras_model  # noqa: E402
 
 # The tutorials: price / train max, MAPE loss, Adam(1e-3, decay=1e-3/200), batch 8, 200 epochs,
 # the test set only watched (no validation share taken from train, no early stopping).
-REFERENCE = {"target": "scaled", "loss": "mape", "learning_rate": 1e-3, "batch_size": 8, "epochs": 200,
-             "validation_fraction": 0.0, "early_stopping": None, "hidden": [8, 4], "dropout": 0.5,
-             "head_activation": "relu", "ensemble": 1}
+REFERENCE = {"recipe": "tutorials"}  # tasks.price.options.TUTORIALS
 TARGETS = {"mlp": 20.0, "cnn": 45.0, "mixed": 17.0, "gbm": 20.0}
 
 
@@ -49,7 +47,7 @@ def test_scores(dataset: Path, encoders: dict, options: PriceOptions, work: Path
     one strategy and recipe: ensemble members are trained once per seed and shared between the ensembles."""
     result = train_model(dataset / "train.parquet", encoders, options, work / f"model-{options.seed}",
                          member_folder=lambda member: work / f"seed-{member.seed}")
-    model = keras.models.load_model(result.model_path, safe_mode=True)
+    model = load_keras_model(result.model_path)
     actual, predicted = predict_prices(model, dataset / "test.parquet", options.strategy,
                                        TargetScale(options.target, encoders["price_max"]))
     return regression_metrics(actual, predicted)["mape_mean"], float(np.median(top_price_ratios(actual, predicted)))

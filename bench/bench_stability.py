@@ -59,19 +59,19 @@ def child(dataset: Path, options: dict, work: Path) -> dict:
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-    import keras
 
     from tasks.price.data import TargetScale
     from tasks.price.options import PriceOptions
     from tasks.price.train import predict_prices, train_model
     from tasks.training.metrics import regression_metrics
+    from tasks.training.saved_models import load_keras_model
 
     encoders = json.loads((dataset / "encoders.json").read_text())
     chosen = PriceOptions(**options)
     started = time.perf_counter()
     result = train_model(dataset / "train.parquet", encoders, chosen, work / "model",
                          member_folder=lambda member: work / f"member-{member.seed}")
-    model = keras.models.load_model(result.model_path, safe_mode=True)
+    model = load_keras_model(result.model_path)
     actual, predicted = predict_prices(model, dataset / "test.parquet", chosen.strategy,
                                        TargetScale(chosen.target, encoders["price_max"]))
     metrics = regression_metrics(actual, predicted)
@@ -80,12 +80,13 @@ def child(dataset: Path, options: dict, work: Path) -> dict:
 
 
 def recipe(strategy: str, name: str, settings: list[str]) -> dict:
-    from bench.bench_quality import REFERENCE
+    """Every option of the run, resolved: the strategy's defaults or the tutorials' recipe, then --set."""
     from bench.common import option_setting
-    from tasks.price.options import defaults_for
+    from tasks.price.options import PriceOptions
 
-    base = REFERENCE if name == "tutorials" else defaults_for(strategy)
-    return {**base, **dict(option_setting(item) for item in settings), "strategy": strategy}
+    given = {"strategy": strategy, "recipe": "tutorials" if name == "tutorials" else "stable",
+             **dict(option_setting(item) for item in settings)}
+    return PriceOptions(**given).model_dump()
 
 
 def table(runs: list[dict], seeds: list[int], variants: list[str]) -> str:

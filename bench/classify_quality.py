@@ -19,7 +19,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tasks.classify.encoding import LabelEncoding  # noqa: E402
@@ -29,6 +28,7 @@ from tasks.classify.images import build_labelled_images, split_rows  # noqa: E40
 from tasks.classify.options import ClassifierOptions  # noqa: E402
 from tasks.classify.train import load_images, predict, train_classifier  # noqa: E402
 from tasks.core.cache import Cache  # noqa: E402
+from tasks.training.saved_models import load_keras_model  # noqa: E402
 
 
 def validation_accuracy(history: dict, column: str, kind: str, last: int = 3) -> float | None:
@@ -56,7 +56,7 @@ def main() -> None:
         started = time.perf_counter()
         result = train_classifier(images, encoding, options, work / name)
         seconds = time.perf_counter() - started
-        model = keras.models.load_model(result.model_path, safe_mode=True)
+        model = load_keras_model(result.model_path)
         rows = split_rows(images, "test")
         metrics = column_metrics(encoding, images.table(images.label_columns).iloc[rows],
                                  predict(model, load_images(images, rows)))

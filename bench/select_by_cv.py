@@ -18,15 +18,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import run_stages  # noqa: E402
-from tasks.core.splits import kfold_rows  # noqa: E402
+from tasks.core.splits import group_kfold_rows  # noqa: E402
+from tasks.houses.arrays import read_split  # noqa: E402
 from tasks.price.data import TargetScale  # noqa: E402
 from tasks.price.options import PriceOptions  # noqa: E402
 from tasks.price.train import predict_prices, train_model  # noqa: E402
 from tasks.training.metrics import regression_metrics  # noqa: E402
+from tasks.training.saved_models import load_keras_model  # noqa: E402
 
 
 def main() -> None:
@@ -42,14 +43,14 @@ def main() -> None:
         run_stages(args.data, work / "cache", tile_size=args.tile_size)
         dataset = next((work / "cache" / "dataset").iterdir())
         encoders = json.loads((dataset / "encoders.json").read_text())
-        n_train = len(json.loads((dataset / "split.json").read_text())["train"])
+        groups = read_split(dataset / "train.parquet", ("group",))["group"]  # a duplicate group in one fold
         for name, settings in candidates.items():
             options = PriceOptions(**settings)
             scale = TargetScale(options.target, encoders["price_max"])
             started, scores = time.perf_counter(), []
-            for i, (rows, held_out) in enumerate(kfold_rows(n_train, args.folds, 0)):
+            for i, (rows, held_out) in enumerate(group_kfold_rows(len(groups), args.folds, 0, groups)):
                 result = train_model(dataset / "train.parquet", encoders, options, work / f"{name}-{i}", rows=rows)
-                model = keras.models.load_model(result.model_path, safe_mode=True)
+                model = load_keras_model(result.model_path)
                 actual, predicted = predict_prices(model, dataset / "train.parquet", options.strategy, scale, held_out)
                 scores.append(regression_metrics(actual, predicted)["mape_mean"])
             print(f"{name}: CV MAPE {np.mean(scores):.2f} +- {np.std(scores):.2f} "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from tasks.training.augment import image_augmenter
 from tasks.training.backbones import image_features, min_size
 
 
@@ -32,27 +33,55 @@ class BackboneChoice:
     fine_tune_layers: int = 0
 
 
+@dataclass(frozen=True)
+class ImageRecipe:
+    """How the image branch treats its montage: augmentation (training only), where each conv block's batch
+    normalisation sits, and how the last feature map becomes features."""
+
+    augment: tuple[str, ...] = ()  # tasks.training.augment kinds, applied inside the model (any trainer)
+    norm: str = "after-relu"  # the tutorials': conv -> relu -> BN; "before-relu": pixels centred, conv -> BN -> relu
+    pooling: str = "flatten"  # or "average": global average pooling
+    seed: int = 0
+
+
 def cnn_branch(
     montage_shape: tuple[int, int, int] = (64, 64, 3),
     filters: tuple[int, ...] = (16, 32, 64),
     dense: tuple[int, ...] = (16, 4),
     dropout: float = 0.5,
     backbone: BackboneChoice = BackboneChoice(),
+    recipe: ImageRecipe = ImageRecipe(),
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """(input, last hidden layer): conv 3x3 -> relu -> batch norm -> max pool per filter size,
-    then dense 16 -> relu -> batch norm -> dropout -> dense 4 -> relu (the tutorials' CNN).
+    """(input, last hidden layer): conv 3x3 -> relu -> batch norm -> max pool per filter size, the last feature
+    map flattened, then dense 16 -> relu -> batch norm -> dropout -> dense 4 -> relu (the tutorials' CNN).
+    `recipe` can centre the pixels and normalise each convolution before its relu (a well-conditioned start
+    whatever the photos' brightness), and average the last feature map over the image (64 features instead of
+    4,096: the dense layer after it has 64x fewer weights to fit on a few hundred houses).
     With an Applications backbone, its pooled features replace the conv blocks (the montage is
     resized up to the network's minimum input size when smaller)."""
     inputs = keras.Input(shape=montage_shape, name="montage")  # (B, 64, 64, 3)
-    if backbone.name != "small":
-        return inputs, _backbone_head(inputs, backbone, dense, dropout)
     x = inputs
+    augmenter = image_augmenter(list(recipe.augment), recipe.seed)
+    if augmenter is not None:
+        x = augmenter(x)  # active in training only
+    if backbone.name != "small":
+        return inputs, _backbone_head(x, backbone, dense, dropout)
+    before = recipe.norm == "before-relu"
+    if before:
+        x = layers.Rescaling(2.0, offset=-1.0, name="cnn_centre")(x)  # [0, 1] -> [-1, 1]
     for i, count in enumerate(filters):
-        x = layers.Conv2D(count, 3, padding="same", name=f"cnn_conv_{i}")(x)
-        x = layers.Activation("relu", name=f"cnn_relu_{i}")(x)
-        x = layers.BatchNormalization(name=f"cnn_bn_{i}")(x)
+        x = layers.Conv2D(count, 3, padding="same", use_bias=not before, name=f"cnn_conv_{i}")(x)
+        if before:
+            x = layers.BatchNormalization(name=f"cnn_bn_{i}")(x)
+            x = layers.Activation("relu", name=f"cnn_relu_{i}")(x)
+        else:
+            x = layers.Activation("relu", name=f"cnn_relu_{i}")(x)
+            x = layers.BatchNormalization(name=f"cnn_bn_{i}")(x)
         x = layers.MaxPooling2D(2, name=f"cnn_pool_{i}")(x)  # halves H and W
-    x = layers.Flatten(name="cnn_flatten")(x)  # (B, H/2^k * W/2^k * filters[-1])
+    if recipe.pooling == "average":
+        x = layers.GlobalAveragePooling2D(name="cnn_average")(x)  # (B, filters[-1])
+    else:
+        x = layers.Flatten(name="cnn_flatten")(x)  # (B, H/2^k * W/2^k * filters[-1])
     x = layers.Dense(dense[0], activation="relu", name="cnn_dense_0")(x)
     x = layers.BatchNormalization(name="cnn_dense_bn")(x)
     x = layers.Dropout(dropout, name="cnn_dropout")(x)
@@ -61,9 +90,9 @@ def cnn_branch(
     return inputs, x
 
 
-def _backbone_head(inputs, backbone: BackboneChoice, dense: tuple[int, ...], dropout: float) -> keras.KerasTensor:
-    side = max(inputs.shape[1], min_size(backbone.name))
-    x = inputs if side == inputs.shape[1] else layers.Resizing(side, side, name="cnn_resize")(inputs)
+def _backbone_head(images, backbone: BackboneChoice, dense: tuple[int, ...], dropout: float) -> keras.KerasTensor:
+    side = max(images.shape[1], min_size(backbone.name))
+    x = images if side == images.shape[1] else layers.Resizing(side, side, name="cnn_resize")(images)
     x = image_features(x, backbone.name, backbone.weights, backbone.fine_tune_layers, name="cnn")  # (B, F)
     x = layers.Dropout(dropout, name="cnn_dropout")(x)
     for i, units in enumerate(dense):
@@ -83,8 +112,8 @@ def build_mlp(n_features: int, hidden: tuple[int, ...] = (8, 4), output_bias: fl
 
 def build_cnn(montage_shape: tuple[int, int, int] = (64, 64, 3), filters: tuple[int, ...] = (16, 32, 64),
               dense: tuple[int, ...] = (16, 4), dropout: float = 0.5, output_bias: float = 0.0,
-              backbone: BackboneChoice = BackboneChoice()) -> keras.Model:
-    inputs, x = cnn_branch(montage_shape, filters, dense, dropout, backbone)
+              backbone: BackboneChoice = BackboneChoice(), recipe: ImageRecipe = ImageRecipe()) -> keras.Model:
+    inputs, x = cnn_branch(montage_shape, filters, dense, dropout, backbone, recipe)
     return keras.Model({"montage": inputs}, price_head(x, output_bias), name="cnn")
 
 
@@ -92,11 +121,11 @@ def build_mixed(n_features: int, montage_shape: tuple[int, int, int] = (64, 64, 
                 hidden: tuple[int, ...] = (8, 4), filters: tuple[int, ...] = (16, 32, 64),
                 dense: tuple[int, ...] = (16, 4), dropout: float = 0.5, head: int = 4,
                 output_bias: float = 0.0, backbone: BackboneChoice = BackboneChoice(),
-                head_activation: str = "linear") -> keras.Model:
+                head_activation: str = "linear", recipe: ImageRecipe = ImageRecipe()) -> keras.Model:
     """MLP and CNN branches without their heads, concatenated -> Dense(head) -> Dense(1). A relu head (the
     tutorials') lets units die on the priciest houses and caps the predictions; linear does not."""
     mlp_in, mlp_out = mlp_branch(n_features, hidden)
-    cnn_in, cnn_out = cnn_branch(montage_shape, filters, dense, dropout, backbone)
+    cnn_in, cnn_out = cnn_branch(montage_shape, filters, dense, dropout, backbone, recipe)
     x = layers.Concatenate(name="concat")([mlp_out, cnn_out])  # (B, hidden[-1] + dense[-1])
     x = layers.Dense(head, activation=head_activation, name="head_dense")(x)
     return keras.Model({"attributes": mlp_in, "montage": cnn_in}, price_head(x, output_bias), name="mixed")

@@ -4,6 +4,7 @@ the model), on the dataset's train split or some of its rows (cross-validation f
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,30 +19,54 @@ from tasks.price.data import STRATEGY_INPUTS, TargetScale, iter_batches, load_ar
 from tasks.price.options import PriceOptions
 from tasks.training.engine import EpochHook, FitData, TrainResult, run_trainer, save_model_file
 from tasks.training.saved_models import load_keras_model
+from tasks.training.schedules import learning_rate_schedule
 from tasks.training.streams import chunk_stream
 
-LOSSES = {"mape": "mean_absolute_percentage_error", "mae": "mean_absolute_error",
+
+@keras.saving.register_keras_serializable(package="houses")
+class PriceMAPE(keras.losses.Loss):
+    """The price's absolute percentage error, as a fraction, for a model that predicts the log price:
+    |exp(prediction - log price) - 1|. Keras's MAPE on a price scaled to (0, 1] divides by the target, so
+    the cheapest houses' gradients are the largest and training is thrown about by them; here the
+    gradient is at most 1 for a prediction below the price, and the start (the mean log price) is sane."""
+
+    def __init__(self, name: str = "price_mape", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        # Keras gives the targets as (B,) and the predictions as (B, 1): without the reshape they would
+        # broadcast to (B, B), every prediction against every house of the batch.
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, y_pred.dtype), keras.ops.shape(y_pred))
+        return keras.ops.mean(keras.ops.abs(keras.ops.exp(y_pred - y_true) - 1.0), axis=-1)
+
+
+LOSSES = {"mape": "mean_absolute_percentage_error", "price-mape": PriceMAPE, "mae": "mean_absolute_error",
           "mse": "mean_squared_error", "huber": "huber"}
 
 
 def build_model(options: PriceOptions, n_features: int, side: int, output_bias: float) -> keras.Model:
     shape = (side, side, 3)
     backbone = models.BackboneChoice(options.backbone, options.weights, options.fine_tune_layers)
+    recipe = models.ImageRecipe(tuple(options.augment), options.conv_norm, options.small_pooling, options.seed)
     if options.strategy == "mlp":
         return models.build_mlp(n_features, tuple(options.hidden), output_bias)
     if options.strategy == "cnn":
         return models.build_cnn(shape, tuple(options.filters), tuple(options.dense), options.dropout, output_bias,
-                                backbone)
+                                backbone, recipe)
     return models.build_mixed(n_features, shape, tuple(options.hidden), tuple(options.filters),
                               tuple(options.dense), options.dropout, output_bias=output_bias, backbone=backbone,
-                              head_activation=options.head_activation)
+                              head_activation=options.head_activation, recipe=recipe)
 
 
-def compile_model(model: keras.Model, options: PriceOptions) -> None:
-    """Adam with inverse-time decay (the tutorials' decay=lr/epochs) on the chosen loss."""
-    schedule = keras.optimizers.schedules.InverseTimeDecay(
-        options.learning_rate, decay_steps=1, decay_rate=options.learning_rate / options.epochs)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LOSSES[options.loss])
+def compile_model(model: keras.Model, options: PriceOptions, steps_per_epoch: int = 1) -> None:
+    """Adam (AdamW with a weight decay) under the chosen schedule, gradient clipping and loss."""
+    schedule = learning_rate_schedule(options.schedule, options.learning_rate, options.epochs, steps_per_epoch,
+                                      options.warmup_epochs)
+    clip = {"clipnorm": options.clipnorm} if options.clipnorm else {}
+    optimizer = (keras.optimizers.AdamW(schedule, weight_decay=options.weight_decay, **clip) if options.weight_decay
+                 else keras.optimizers.Adam(schedule, **clip))
+    loss = LOSSES[options.loss]
+    model.compile(optimizer=optimizer, loss=loss() if isinstance(loss, type) else loss)
 
 
 def train_model(train_path: Path, encoders: dict, options: PriceOptions, folder: Path,
@@ -109,17 +134,16 @@ def _train_one(train_path: Path, encoders: dict, options: PriceOptions, folder: 
 
     def build(replicas: int) -> keras.Model:
         model = build_model(options, n_features, side, float(np.mean(y)))
-        compile_model(model, options)
+        compile_model(model, options, steps_per_epoch=math.ceil(len(fit_rows) / (options.batch_size * replicas)))
         return model
 
     def stream(batch_size: int, validation: bool = False) -> tf.data.Dataset:
         if validation:
             return chunk_stream(lambda: iter_batches(train_path, options.strategy, scale, rows=val_rows),
                                 len(val_rows), batch_size, options.seed, shuffle=False)
-        image_input = "montage" if "montage" in STRATEGY_INPUTS[options.strategy] else None
+        # Augmentation lives in the model (tasks.price.models.ImageRecipe): the same for every trainer.
         return chunk_stream(lambda: iter_batches(train_path, options.strategy, scale, rows=fit_rows), len(fit_rows),
-                            batch_size, options.seed, augment=options.augment, image_input=image_input,
-                            buffer_rows=4096)
+                            batch_size, options.seed, buffer_rows=4096)
 
     return run_trainer(build, FitData(x, y, xv, yv, stream), options, folder, log, report)
 

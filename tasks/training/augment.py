@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import keras
 
+from tasks.training.layers import Augmentation
 
-def image_augmenter(kinds: list[str], seed: int) -> keras.Sequential | None:
+
+def image_augmenter(kinds: list[str], seed: int) -> Augmentation | None:
     """rotation (3 %), zoom (5 %), shift (5 %), flip (horizontal), in the order given; None for none."""
     steps = {
         "rotation": lambda: keras.layers.RandomRotation(0.03, seed=seed),
@@ -13,4 +15,4 @@ def image_augmenter(kinds: list[str], seed: int) -> keras.Sequential | None:
         "shift": lambda: keras.layers.RandomTranslation(0.05, 0.05, seed=seed),
         "flip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
     }
-    return keras.Sequential([steps[k]() for k in kinds], name="augment") if kinds else None
+    return Augmentation([steps[k]() for k in kinds], name="augment") if kinds else None

@@ -43,3 +43,13 @@ class Grayscale(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package="houses")
+class Augmentation(keras.Sequential):
+    """Image augmentation layers that act only when training is asked for. Keras's random layers default to
+    training=True, so inside a saved model a plain call, model(x), would flip or rotate the images it is asked
+    to price; here a call that does not say "training" sees the images as given."""
+
+    def call(self, inputs, training=False, mask=None):
+        return super().call(inputs, training=bool(training), mask=mask)

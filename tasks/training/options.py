@@ -36,7 +36,8 @@ def validation_field(default: float) -> Any:
 
 
 def augment_field(default: list[str]) -> Any:
-    return Field(default_factory=lambda: list(default), description="Image augmentation for the stream trainer.")
+    return Field(default_factory=lambda: list(default), description="Image augmentation in training (price models: "
+                 "inside the model, under any trainer; classifiers: in the stream trainer's pipeline).")
 
 
 class TrainerSettings(BaseModel):

@@ -22,10 +22,20 @@ def plot_history(history: dict[str, list[float]], path: Path, loss_name: str) ->
 
 
 def plot_predictions(actual: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
+    """On log axes when every price is positive: prices span two orders of magnitude, and on linear axes one
+    $5M house squeezes the other houses into a corner; equal distances are then equal percentage errors."""
     fig, ax = pyplot().subplots(figsize=(5, 5))
     ax.scatter(actual / 1e3, predicted / 1e3, s=12, alpha=0.7)
     low, high = float(min(actual.min(), predicted.min()) / 1e3), float(max(actual.max(), predicted.max()) / 1e3)
     ax.plot([low, high], [low, high], color="grey", linestyle="--", label="perfect")
+    if low > 0:
+        ax.set(xscale="log", yscale="log")
+        from matplotlib.ticker import FuncFormatter  # after pyplot(), which picks the backend
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+        ax.fill_between([low, high], [low / 1.25, high / 1.25], [low * 1.25, high * 1.25], color="grey", alpha=0.15,
+                        label="within 25 %")
     ax.set(xlabel="actual price (k$)", ylabel="predicted price (k$)", title="Predicted vs actual (test)")
     ax.legend()
     ax.grid(alpha=0.3)

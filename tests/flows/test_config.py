@@ -19,11 +19,11 @@ def test_compare_shows_no_field_it_ignores(capsys):
 
 
 def test_stage_options_take_what_was_given_and_the_stage_defaults_otherwise():
-    assert TrainConfig(strategy="cnn").training_options().target == "scaled"  # the cnn's own default
-    assert TrainConfig(strategy="cnn", target="log").training_options().target == "log"
-    compare = CompareConfig(epochs=3, batch_size=16)
+    assert TrainConfig(strategy="cnn").training_options().small_pooling == "average"  # the cnn's own default
+    assert TrainConfig(strategy="cnn", small_pooling="flatten").training_options().small_pooling == "flatten"
+    compare = CompareConfig(epochs=3, batch_size=4)
     options = compare.training_options("cnn", "stream")
-    assert (options.strategy, options.trainer, options.epochs, options.batch_size, options.target) == (
-        "cnn", "stream", 3, 16, "scaled")
+    assert (options.strategy, options.trainer, options.epochs, options.batch_size, options.small_pooling) == (
+        "cnn", "stream", 3, 4, "average")
     assert ClassifyConfig(epochs=5).classifier_options() == ClassifierOptions(epochs=5)
     assert options_for(PriceOptions, TrainConfig(), strategy="mlp") == PriceOptions(strategy="mlp")

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
-from tasks.price.models import build_cnn, build_mixed, build_mlp
+from tasks.price.models import ImageRecipe, build_cnn, build_mixed, build_mlp
 
 
 def test_mlp_is_the_tutorials_8_4_1():
@@ -58,3 +59,39 @@ def test_an_ensemble_is_one_safe_model_averaging_its_members(tmp_path: Path):
     loaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
     assert [t.name for t in loaded.inputs] == ["attributes", "montage"]
     np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, rtol=1e-5)
+
+
+def test_the_stable_image_recipe_centres_normalises_before_relu_averages_and_flips_in_training():
+    model = build_cnn((64, 64, 3), recipe=ImageRecipe(("flip",), "before-relu", "average", seed=1))
+    assert model.get_layer("cnn_average").output.shape == (None, 64)
+    assert model.get_layer("cnn_dense_0").count_params() == 64 * 16 + 16  # 4,096 x 16 + 16 when flattened
+    names = [layer.name for layer in model.layers]
+    assert names.index("cnn_centre") < names.index("cnn_conv_0") < names.index("cnn_bn_0") < names.index("cnn_relu_0")
+    assert not model.get_layer("cnn_conv_0").use_bias  # the batch normalisation's shift takes its place
+    images = np.random.default_rng(0).random((4, 64, 64, 3), "float32")
+    flips = model.get_layer("augment")
+    np.testing.assert_array_equal(flips(images, training=False), images)  # predictions never see a flip
+    assert not np.array_equal(flips(images, training=True), images)
+    # Nor a plain call of the model (Keras's random layers alone would flip there: their default is training).
+    batch = {"montage": images}
+    np.testing.assert_allclose(np.asarray(model(batch)), model.predict(batch, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_price_mape_is_the_percentage_error_of_the_price_from_a_log_prediction(tmp_path: Path):
+    from tasks.price.options import PriceOptions
+    from tasks.price.train import PriceMAPE, compile_model
+    from tasks.training.saved_models import load_keras_model
+
+    prices, predicted = np.array([1e5, 4e5, 2e6]), np.array([5e4, 5e5, 2e6])
+    # Keras passes the targets as (B,) and the predictions as (B, 1): each house against its own prediction.
+    loss = PriceMAPE()(np.log(prices).astype("float32"), np.log(predicted)[:, None].astype("float32"))
+    assert float(loss) == pytest.approx(np.mean(np.abs(predicted - prices) / prices), rel=1e-5)  # (0.5 + 0.25 + 0) / 3
+
+    model = build_cnn((32, 32, 3), recipe=ImageRecipe(("flip",), "before-relu", "average"))  # saved, loaded safely
+    compile_model(model, PriceOptions(strategy="cnn", loss="price-mape", target="log", schedule="cosine",
+                                      warmup_epochs=2, clipnorm=1.0, weight_decay=1e-4), steps_per_epoch=3)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW) and model.optimizer.clipnorm == 1.0
+    model.save(tmp_path / "m.keras")
+    batch = {"montage": np.random.default_rng(0).random((2, 32, 32, 3), "float32")}
+    np.testing.assert_allclose(load_keras_model(tmp_path / "m.keras").predict(batch, verbose=0),
+                               model.predict(batch, verbose=0), rtol=1e-6)

@@ -165,20 +165,29 @@ def test_strategy_defaults_fill_only_what_was_not_given(monkeypatch):
     assert PriceOptions(strategy="cnn", batch_size=4).batch_size == 4
     assert PriceOptions(strategy="mlp").batch_size == 8
 
-    # The small CNN averages three models (CV 54.4 vs 60.2 %); a large backbone or an explicit value stays as given.
-    assert [PriceOptions(strategy="cnn").ensemble, PriceOptions(strategy="cnn", ensemble=1).ensemble,
-            PriceOptions(strategy="cnn", backbone="vgg16").ensemble,
-            PriceOptions(strategy="mixed").ensemble] == [3, 1, 1, 1]
+    # The CNN's stable recipe (issue 28): one model, no longer three averaged over a chaotic recipe.
+    assert PriceOptions(strategy="cnn").ensemble == 1 and PriceOptions(strategy="cnn", ensemble=3).ensemble == 3
+
+
+def test_the_tutorials_recipe_is_one_option_and_an_option_given_still_wins():
+    from tasks.price.options import TUTORIALS
+
+    for strategy in ("mlp", "cnn", "mixed"):
+        tutorials = PriceOptions(strategy=strategy, recipe="tutorials")
+        assert {name: getattr(tutorials, name) for name in TUTORIALS} == TUTORIALS
+    assert PriceOptions(strategy="cnn", recipe="tutorials", epochs=5).epochs == 5
+    with pytest.raises(ValueError, match="price-mape reads the prediction as a log price"):
+        PriceOptions(strategy="cnn", loss="price-mape", target="scaled")
 
 
 def test_configs_pass_strategy_defaults_through():
     from flows.config import CompareConfig, TrainConfig
 
-    assert TrainConfig(strategy="cnn").training_options().target == "scaled"
-    assert TrainConfig(strategy="cnn", target="log").training_options().target == "log"
-    assert TrainConfig(strategy="mlp").training_options().target == "log"
+    assert TrainConfig(strategy="cnn").training_options().loss == "price-mape"
+    assert TrainConfig(strategy="cnn", loss="huber").training_options().loss == "huber"
+    assert TrainConfig(strategy="mlp").training_options().loss == "mape"
     compare = CompareConfig(epochs=3)
-    assert compare.training_options("cnn", "fit").target == "scaled"
+    assert compare.training_options("cnn", "fit").loss == "price-mape"
     assert compare.training_options("cnn", "stream").epochs == 3
 
 
