@@ -105,7 +105,8 @@ class PriceOptions(TrainerOptions, PriceSettings):
     @model_validator(mode="after")
     def _price_mape_needs_a_log_target(self):
         if self.loss == "price-mape" and self.target != "log":
-            raise ValueError("loss price-mape reads the prediction as a log price: use it with target log")
+            raise ValueError("loss price-mape (the cnn's default) reads the prediction as a log price: use target "
+                             "log, or another loss with target scaled (mape, as the tutorials, or --recipe tutorials)")
         return self
 
 
