@@ -94,8 +94,8 @@ MUTANTS = [
            "tasks/training/engine.py", "        interrupt.check()\n        if self.ends", "        if self.ends",
            ("tests/training/test_engine.py::test_a_stop_request_ends_a_training_in_any_thread_after_its_batch_keeping_"
             "the_last_epoch",), fast=True),
-    Mutant("augmentation switched off", "--augment changes the images the stream trainer sees",
-           "tasks/training/streams.py", "augmenter = image_augmenter(augment or [], seed) if image_input else None",
+    Mutant("augmentation switched off", "--augment changes the images a price model trains on",
+           "tasks/price/models.py", "augmenter = image_augmenter(list(recipe.augment), recipe.seed)",
            "augmenter = None", ("tests/price/test_train.py::test_stream_with_augmentation_trains_on_changed_images",)),
     Mutant("predict returns NaN", "predict prices houses as the dataset does", "tasks/price/predict.py",
            "table = houses.assign(predicted_price=np.round(prices, 0),",

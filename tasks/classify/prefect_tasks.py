@@ -23,7 +23,7 @@ from tasks.core.cache import Cache
 from tasks.core.files import atomic_write_json
 from tasks.core.hashing import code_version, digest
 from tasks.core.prefect_cache import cached, refreshing
-from tasks.training import backbones, engine, streams
+from tasks.training import augment, backbones, engine, layers, schedules, streams
 from tasks.training.progress import finished_training, progress_reporter, reuse_or_train
 
 
@@ -60,7 +60,7 @@ def labelled_images_task(cache_dir: Path, source: Path, label_names: list[str], 
 
 def classifier_key(labelled: images.LabelledImages, options: ClassifierOptions) -> str:
     return digest("classify", labelled.folder.name, options.model_dump(mode="json"),
-                  code_version(backbones, models, train, engine, streams))
+                  code_version(backbones, models, train, engine, streams, augment, layers, schedules))
 
 
 def _classifier_entry(inputs: dict) -> tuple[str, bool]:

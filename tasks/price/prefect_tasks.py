@@ -26,13 +26,13 @@ from tasks.houses.arrays import read_split
 from tasks.houses.dataset import Dataset
 from tasks.price import data, evaluate, gbm, interval, leaderboard, models, train
 from tasks.price.options import PriceOptions
-from tasks.training import backbones, engine, streams
+from tasks.training import augment, backbones, engine, layers, schedules, streams
 from tasks.training.progress import finished_training, progress_reporter, reuse_or_train
 
 
 def price_code_version() -> str:
     """The version of the code that trains a price model (part of every training's key)."""
-    return code_version(models, backbones, train, data, engine, streams)
+    return code_version(models, backbones, train, data, engine, streams, augment, layers, schedules)
 
 
 def training_key(dataset: Dataset, options: PriceOptions, rows: np.ndarray | None = None) -> str:
