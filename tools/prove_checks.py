@@ -83,7 +83,8 @@ MUTANTS = [
            "            pass\n        if damage is not None:",
            ("tests/training/test_progress.py",), fast=True),
     Mutant("train key ignores the code", "a training's key holds the code that trains it",
-           "tasks/price/prefect_tasks.py", "return code_version(models, backbones, train, data, engine, streams)",
+           "tasks/price/prefect_tasks.py",
+           "return code_version(models, backbones, train, data, engine, streams, augment, layers, schedules)",
            'return "same code"', ("tests/test_cache_keys.py",)),
     # --- training ------------------------------------------------------------------------------------------------
     Mutant("no time limit", "--time-limit stops a training after the batch that crosses it",
