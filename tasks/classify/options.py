@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
 from tasks.classify.encoding import Kind
 from tasks.training.options import (
     Augmentation,
+    Pooling,
+    Schedule,
     Trainer,
     TrainerOptions,
     augment_field,
@@ -39,9 +41,9 @@ class ClassifierOptions(TrainerOptions):
                                     "(default: category if there is one, else the last column).")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="multioutput: loss weight per "
                                            "head, e.g. category=1,color=1 (others 1).")
-    small_pooling: Literal["flatten", "average"] = Field("average", description="small network: flatten -> dense "
+    small_pooling: Pooling = Field("average", description="small network: flatten -> dense "
                                                          "256 (the tutorials') or global average pooling.")
-    schedule: Literal["cosine", "inverse-time"] = Field("cosine", description="Learning rate: cosine decay to 0 "
+    schedule: Schedule = Field("cosine", description="Learning rate: cosine decay to 0 "
                                                         "over the training, or the tutorials' lr / (1 + lr/epochs * "
                                                         "step).")
     threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: a label is predicted at this probability.")

@@ -6,15 +6,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tasks.training.options import TrainerOptions, TrainerSettings
+from tasks.training.options import Pooling, Schedule, TrainerOptions, TrainerSettings
 
 Strategy = Literal["mlp", "cnn", "mixed"]
 Loss = Literal["mape", "price-mape", "mae", "mse", "huber"]
 TargetKind = Literal["scaled", "log"]
 HeadActivation = Literal["linear", "relu"]
-Pooling = Literal["flatten", "average"]
 ConvNorm = Literal["after-relu", "before-relu"]
-Schedule = Literal["inverse-time", "cosine"]
 Recipe = Literal["stable", "tutorials"]
 
 # Defaults chosen by 3-fold cross-validation on the train houses (bench/select_by_cv.py, test split
@@ -55,15 +53,20 @@ TUTORIALS: dict = {"target": "scaled", "loss": "mape", "learning_rate": 1e-3, "b
                    "warmup_epochs": 0, "clipnorm": None, "weight_decay": 0.0}
 
 
+def _as_options(settings: dict) -> str:
+    """{"warmup_epochs": 5, "augment": ["flip"]} -> "warmup-epochs 5, augment flip" (as on the command line)."""
+    return ", ".join(f"{name.replace('_', '-')} {','.join(map(str, value)) if isinstance(value, list) else value}"
+                     for name, value in settings.items())
+
+
 class PriceSettings(TrainerSettings):
     """How to train a price model, whatever the strategy and trainer (what `compare` shares between them)."""
 
     recipe: Recipe = Field("stable", description="stable: this project's defaults per strategy, chosen by "
                            "cross-validation and steady over seeds and machines (the defaults shown here; cnn: "
-                           "loss price-mape, conv-norm before-relu, small-pooling average, augment flip, schedule "
-                           "cosine, warmup-epochs 5, clipnorm 1, weight-decay 1e-4, 100 epochs of batch 16, dropout "
-                           "0.3); tutorials: the tutorials' settings for every option not given (scaled target, "
-                           "MAPE loss, flatten, inverse-time decay, 200 epochs of batch 8).")
+                           f"{_as_options(STABLE_IMAGE_RECIPE)}); tutorials: the tutorials' settings for every "
+                           "option not given (scaled target, MAPE loss, flatten, inverse-time decay, 200 epochs of "
+                           "batch 8).")
     loss: Loss = Field("mape", description="Training loss: mape (Keras's, on the target), price-mape (the price's "
                        "MAPE from a log target, |exp(prediction - log price) - 1|: no blow-up near zero), mae, mse, "
                        "huber.")

@@ -40,7 +40,7 @@ class PriceMAPE(keras.losses.Loss):
         return keras.ops.mean(keras.ops.abs(keras.ops.exp(y_pred - y_true) - 1.0), axis=-1)
 
 
-LOSSES = {"mape": "mean_absolute_percentage_error", "price-mape": PriceMAPE, "mae": "mean_absolute_error",
+LOSSES = {"mape": "mean_absolute_percentage_error", "price-mape": PriceMAPE(), "mae": "mean_absolute_error",
           "mse": "mean_squared_error", "huber": "huber"}
 
 
@@ -65,8 +65,7 @@ def compile_model(model: keras.Model, options: PriceOptions, steps_per_epoch: in
     clip = {"clipnorm": options.clipnorm} if options.clipnorm else {}
     optimizer = (keras.optimizers.AdamW(schedule, weight_decay=options.weight_decay, **clip) if options.weight_decay
                  else keras.optimizers.Adam(schedule, **clip))
-    loss = LOSSES[options.loss]
-    model.compile(optimizer=optimizer, loss=loss() if isinstance(loss, type) else loss)
+    model.compile(optimizer=optimizer, loss=LOSSES[options.loss])
 
 
 def train_model(train_path: Path, encoders: dict, options: PriceOptions, folder: Path,

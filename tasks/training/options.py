@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Trainer = Literal["fit", "stream", "batch", "distributed"]
 Augmentation = Literal["rotation", "zoom", "shift", "flip"]
 Backbone = Literal["small", "vgg16", "vgg19", "resnet50", "inceptionv3", "xception"]
+Pooling = Literal["flatten", "average"]  # how the own small CNN turns its last feature map into features
+Schedule = Literal["inverse-time", "cosine"]  # tasks.training.schedules
 EARLY_STOPPING_VALIDATION = 0.1  # the validation share early stopping takes when none is given
 
 
