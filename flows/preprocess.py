@@ -5,7 +5,9 @@ without one, in this process."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -42,10 +44,20 @@ def _run_name() -> str:
     return f"preprocess-{str(data).rstrip('/').rsplit('/', 1)[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def _table_file(houses: pd.DataFrame, folder: Path, name: str) -> Path:
+    """The houses table as a Parquet file for a subflow. A subflow's parameters travel in the context that
+    Prefect sends with each of its tasks to the cluster: the table itself there would be copied once per task
+    (16 tasks of 8,000 houses: 73 MB more in this process), a path costs nothing."""
+    path = folder / f"{name}.parquet"
+    houses.to_parquet(path)
+    return path
+
+
 @flow(name="photo-hashes", flow_run_name=lambda: f"photo-hashes-{datetime.now():%Y%m%d-%H%M%S}")
-def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses: pd.DataFrame) -> dict[str, str]:
+def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses_file: Path) -> dict[str, str]:
     """The perceptual hashes of every photo (sha256 -> pHash) from the cache, else in batches on this flow's task
-    runner (a Dask cluster's workers)."""
+    runner (a Dask cluster's workers). `houses_file`: the houses table (see _table_file)."""
+    houses = pd.read_parquet(houses_file)
 
     def on_cluster(names: dict[str, str]) -> dict[str, str]:
         batches = duplicates.hash_batches(names, config.workers or 2)
@@ -56,8 +68,10 @@ def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses: pd.DataF
 
 
 @flow(name="montage-shards", flow_run_name=lambda: f"montage-shards-{datetime.now():%Y%m%d-%H%M%S}")
-def montage_shards_flow(config: PreprocessConfig, data_dir: Path, kept: pd.DataFrame) -> Montages:
-    """The montage shards in batches on this flow's task runner (a Dask cluster's workers)."""
+def montage_shards_flow(config: PreprocessConfig, data_dir: Path, kept_file: Path) -> Montages:
+    """The montage shards in batches on this flow's task runner (a Dask cluster's workers). `kept_file`: the
+    houses table (see _table_file)."""
+    kept = pd.read_parquet(kept_file)
     batches = plan_shards_task(kept, config.tile_size, config.workers or 2)
     build = with_results_in(montage_shards_task, config.cache, config.refresh_cache)
     built = build.map(unmapped(config.cache), unmapped(data_dir), [groups for groups, _ in batches],
@@ -76,14 +90,18 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
         ingested = ingest_task(data_dir, config.on_bad_house)
         build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
                                          for t in (montages_task, dataset_task))
-        with shared_cluster(config.workers, config.dask_address, get_run_context().client.api_url) as address:
+        with ExitStack() as stack:
+            address = stack.enter_context(shared_cluster(config.workers, config.dask_address,
+                                                         get_run_context().client.api_url))
             runner = cluster_task_runner(None, address, None) if address else None  # one cluster, two subflows
-            hashes = photo_hashes_flow.with_options(task_runner=runner)(config, data_dir, ingested.houses) \
-                if runner else None
+            tables = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="houses-")))
+            hashes = photo_hashes_flow.with_options(task_runner=runner)(
+                config, data_dir, _table_file(ingested.houses, tables, "read")) if runner else None
             houses, found = duplicates_task(config.cache, data_dir, ingested.houses, config.duplicates, hashes)
             kept = filter_task(houses, config.min_houses_per_zip)
             if runner:
-                built = montage_shards_flow.with_options(task_runner=runner)(config, data_dir, kept)
+                built = montage_shards_flow.with_options(task_runner=runner)(
+                    config, data_dir, _table_file(kept, tables, "kept"))
             else:
                 built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,10 +42,19 @@ class Ingested:
     data_dir: Path
     attributes_file: Path
     houses: pd.DataFrame  # house, ATTRIBUTE_COLUMNS, photo_<kind>, sha_<kind>
-    manifest: dict
+    attributes_sha256: str
     skipped: list[dict] = field(default_factory=list)
     houses_read: int = 0
     notes: list[str] = field(default_factory=list)  # what was passed over, for the log
+
+    @property
+    def manifest(self) -> dict:
+        """{"attributes": {file: sha256}, "photos": {file: sha256}} of every input kept, built when asked (the
+        table already holds each photo's name and hash: no second copy of them in memory between stages)."""
+        photos = {name: sha for kind in PHOTO_KINDS
+                  for name, sha in zip(self.houses[f"photo_{kind}"], self.houses[f"sha_{kind}"])}
+        return {"attributes": {self.attributes_file.name: self.attributes_sha256},
+                "photos": dict(sorted(photos.items()))}
 
 
 def find_attributes_file(data_dir: Path) -> Path:
@@ -203,12 +213,29 @@ def _check_photo(path: Path) -> str | None:
 
 
 def find_photos(data_dir: Path) -> dict[int, dict[str, Path]]:
-    photos: dict[int, dict[str, Path]] = {}
-    for path in data_dir.iterdir():
-        match = PHOTO_NAME.match(path.name)
-        if match:
-            photos.setdefault(int(match[1]), {})[match[2].lower()] = path
-    return photos
+    return {number: {kind: data_dir / name for kind, name in kinds.items()}
+            for number, kinds in _photo_names(data_dir).items()}
+
+
+def _photo_names(data_dir: Path) -> dict[int, dict[str, str]]:
+    """house -> kind -> file name (names, not paths: a few dozen bytes a photo, for hundreds of thousands)."""
+    names: dict[int, dict[str, str]] = {}
+    with os.scandir(data_dir) as entries:
+        for entry in entries:
+            match = PHOTO_NAME.match(entry.name)
+            if match:
+                names.setdefault(int(match[1]), {})[match[2].lower()] = entry.name
+    return names
+
+
+def _sha256_of_files(data_dir: Path, names: list[str], workers: int, chunk: int = 512) -> list[str]:
+    """sha256 of each file, on `workers` threads (hashlib releases the GIL), a chunk at a time: a future per
+    file submitted at once would cost about 2 KB each until the last is done."""
+    hashes: list[str] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(names), chunk):
+            hashes.extend(pool.map(file_sha256, [data_dir / name for name in names[start:start + chunk]]))
+    return hashes
 
 
 def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: int = 2) -> Ingested:
@@ -221,7 +248,7 @@ def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: in
     houses_read = len(frame) + len(problems)  # one per line of the attributes file
     bad = {house: str(problem) for house, problem in attributes.problems}  # house -> reason, for the summary
 
-    photos = find_photos(data_dir)
+    photos = _photo_names(data_dir)
     for number in sorted(set(photos) - set(frame["house"]) - set(bad)):
         problem = DataError(
             f"photos for house {number} but {attributes_file.name} has no line for it", data_dir)
@@ -231,14 +258,14 @@ def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: in
     photo_columns = {kind: [] for kind in PHOTO_KINDS}
     for number in frame["house"]:
         for kind in PHOTO_KINDS:
-            path = photos.get(number, {}).get(kind)
-            reason = "photo is missing" if path is None else _check_photo(path)
+            name = photos.get(number, {}).get(kind)
+            reason = "photo is missing" if name is None else _check_photo(data_dir / name)
             if reason:
-                shown = path or data_dir / f"{number}_{kind}.jpg"
-                problem = DataError(f"{reason} (house {number}, {kind})", shown)
+                problem = DataError(f"{reason} (house {number}, {kind})", data_dir / (name or f"{number}_{kind}.jpg"))
                 problems.append(problem)
                 bad.setdefault(number, str(problem))
-            photo_columns[kind].append(path.name if path else "")
+            photo_columns[kind].append(name or "")
+    del photos
 
     if problems and on_bad_house == "fail":
         raise DataErrors(problems, SKIP_HINT)
@@ -248,15 +275,8 @@ def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: in
     if frame.empty:
         raise DataErrors(problems, SKIP_HINT) if problems else DataError("no houses to read", data_dir)
 
-    files = [data_dir / name for kind in PHOTO_KINDS for name in frame[f"photo_{kind}"]]
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # hashlib releases the GIL
-        hashes = list(pool.map(file_sha256, files))
-    per_kind = len(frame)
-    for i, kind in enumerate(PHOTO_KINDS):
-        frame[f"sha_{kind}"] = hashes[i * per_kind:(i + 1) * per_kind]
-    manifest = {
-        "attributes": {attributes_file.name: file_sha256(attributes_file)},
-        "photos": {f.name: h for f, h in sorted(zip(files, hashes))},
-    }
+    for kind in PHOTO_KINDS:
+        frame[f"sha_{kind}"] = _sha256_of_files(data_dir, list(frame[f"photo_{kind}"]), workers)
     skipped = [{"house": n, "reason": r} for n, r in sorted(bad.items())]
-    return Ingested(data_dir, attributes_file, frame, manifest, skipped, houses_read, attributes.notes)
+    return Ingested(data_dir, attributes_file, frame, file_sha256(attributes_file), skipped, houses_read,
+                    attributes.notes)
