@@ -11,11 +11,13 @@ Rows are in house order and written in row groups of ROW_GROUP rows, so a reader
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -70,41 +72,49 @@ def dataset_schema(n_features: int) -> pa.Schema:
            ("montage", pa.binary()), ("group", pa.int64())])
 
 
-def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Montages, encoders: dict) -> None:
-    """Stream montages shard by shard into the two split files; memory stays at one shard."""
-    schema = dataset_schema(len(encoders["feature_names"]))
-    rows = {}
-    for name, frame in frames.items():
-        frame = frame.sort_values("house")
-        features = encoding.encode_attributes(frame, encoders)
-        targets = encoding.scale_prices(frame["price"], encoders)
-        for i, (_, row) in enumerate(frame.iterrows()):
-            group = int(row["group"]) if "group" in frame.columns else int(row["house"])
-            rows[int(row["house"])] = (name, [row[c] for c in ATTRIBUTE_COLUMNS], features[i], targets[i], group)
-    writers = {name: parquet.writer(folder / f"{name}.parquet", schema) for name in SPLITS}
-    pending: dict[str, list] = {name: [] for name in SPLITS}
+def _split_columns(frame: pd.DataFrame, encoders: dict) -> dict[str, np.ndarray]:
+    """A split's houses as arrays in house order, one per column of the file but the montage."""
+    frame = frame.sort_values("house")
+    houses = frame["house"].to_numpy(np.int64)
+    return {"house": houses,
+            **{c: frame[c].to_numpy(np.int64 if c == "zipcode" else np.float64) for c in ATTRIBUTE_COLUMNS},
+            "features": encoding.encode_attributes(frame, encoders),
+            "target": encoding.scale_prices(frame["price"], encoders),
+            "group": frame["group"].to_numpy(np.int64) if "group" in frame.columns else houses}
 
-    def flush(name: str) -> None:
-        batch = pending[name]
-        if batch:
-            columns = list(zip(*batch))
-            writers[name].write_table(pa.table(
-                {field.name: pa.array(values, type=field.type) for field, values in zip(schema, columns)},
-                schema=schema))
-            pending[name] = []
+
+def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Montages, encoders: dict) -> None:
+    """Stream montages shard by shard into the two split files, in row groups of ROW_GROUP rows: memory holds
+    one shard, one row group per split and the houses' columns as arrays (no Python object per house)."""
+    schema = dataset_schema(len(encoders["feature_names"]))
+    splits = {name: _split_columns(frame, encoders) for name, frame in frames.items()}
+    writers = {name: parquet.writer(folder / f"{name}.parquet", schema) for name in SPLITS}
+    pending: dict[str, pa.Table] = {name: schema.empty_table() for name in SPLITS}
+
+    def write(name: str, at_least: int) -> None:
+        while pending[name].num_rows >= at_least and pending[name].num_rows:
+            writers[name].write_table(pending[name].slice(0, ROW_GROUP).combine_chunks())
+            pending[name] = pending[name].slice(ROW_GROUP)
+            pa.default_memory_pool().release_unused()  # else the allocator keeps each row group's pages
 
     try:
         for shard in montages.shards:
-            table = parquet.read_table(shard)
-            for house, montage in zip(table["house"].to_pylist(), table["montage"].to_pylist()):
-                if house not in rows:
-                    continue
-                name, attributes, features, target, group = rows[house]
-                pending[name].append((house, *attributes, features.tolist(), float(target), montage, group))
-                if len(pending[name]) >= ROW_GROUP:
-                    flush(name)
+            table = parquet.read_table(shard, columns=["house", "montage"])
+            in_shard = table["house"].to_numpy()
+            for name, columns in splits.items():
+                houses = columns["house"]
+                at = np.minimum(np.searchsorted(houses, in_shard), max(len(houses) - 1, 0))
+                found = (houses[at] == in_shard) if len(houses) else np.zeros(len(in_shard), bool)
+                rows = at[found]
+                features = columns["features"][rows]
+                part = pa.table({**{field.name: pa.array(columns[field.name][rows], type=field.type)
+                                    for field in schema if field.name not in ("features", "montage")},
+                                 "features": pa.FixedSizeListArray.from_arrays(features.ravel(), features.shape[1]),
+                                 "montage": table["montage"].filter(pa.array(found))}).select(schema.names)
+                pending[name] = pa.concat_tables([pending[name], part.cast(schema)])
+                write(name, ROW_GROUP)
         for name in SPLITS:
-            flush(name)
+            write(name, 1)
     finally:
         for writer in writers.values():
             writer.close()
@@ -119,8 +129,9 @@ def _usable(kept: pd.DataFrame, montages: Montages) -> pd.DataFrame:
 def dataset_key(kept: pd.DataFrame, montages: Montages, test_size: float, seed: int) -> str:
     usable = _usable(kept, montages)
     attributes = usable[["house", *ATTRIBUTE_COLUMNS, *(["group"] if "group" in usable.columns else [])]]
+    values = hashlib.sha256(np.ascontiguousarray(attributes.to_numpy(np.float64)).tobytes()).hexdigest()
     return digest(STAGE, code_version(encoding, sys.modules[__name__]), test_size, seed,
-                  montages.tile_size, attributes.to_numpy().tolist(),
+                  montages.tile_size, list(attributes.columns), values,
                   [shard.parent.name for shard in montages.shards])
 
 
