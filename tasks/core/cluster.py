@@ -88,6 +88,7 @@ def _local_cluster_kwargs(workers: int, api_url: str | None) -> dict:
     env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
            "OMP_NUM_THREADS": share, "TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": "1",
+           "OPENCV_FOR_THREADS_NUM": share,  # OpenCV's own thread pool (pthreads): else every core per worker
            "HOUSE_PIPELINE_THREADS": share}
     return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
             "env": env, "silence_logs": logging.WARNING}
