@@ -1,6 +1,8 @@
 """Choose training defaults by K-fold cross-validation on the TRAIN houses only (the test split
 is never looked at). Prints each candidate's mean and spread of MAPE over the folds.
 Usage: python bench/select_by_cv.py CANDIDATES.json [--data ../shared/datasets/houses] [--folds 3] [--tile-size 32]
+       [--seeds 0,1] (training seeds; each candidate's figure is the mean over seeds and folds: one seed's CV
+       moves by 3-5 points for the photo models)
 CANDIDATES.json: {"name": {PriceOptions fields...}, ...}
 """
 
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "houses")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--tile-size", type=int, default=32, help="photo tile side (montage = 2x)")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
     args = parser.parse_args()
     candidates = json.loads(args.candidates.read_text())
     with tempfile.TemporaryDirectory(prefix="select-") as tmp:
@@ -45,17 +48,23 @@ def main() -> None:
         encoders = json.loads((dataset / "encoders.json").read_text())
         groups = read_split(dataset / "train.parquet", ("group",))["group"]  # a duplicate group in one fold
         for name, settings in candidates.items():
-            options = PriceOptions(**settings)
-            scale = TargetScale(options.target, encoders["price_max"])
-            started, scores = time.perf_counter(), []
-            for i, (rows, held_out) in enumerate(group_kfold_rows(len(groups), args.folds, 0, groups)):
-                result = train_model(dataset / "train.parquet", encoders, options, work / f"{name}-{i}", rows=rows)
-                model = load_keras_model(result.model_path)
-                actual, predicted = predict_prices(model, dataset / "train.parquet", options.strategy, scale, held_out)
-                scores.append(regression_metrics(actual, predicted)["mape_mean"])
-            print(f"{name}: CV MAPE {np.mean(scores):.2f} +- {np.std(scores):.2f} "
-                  f"(folds {', '.join(f'{s:.1f}' for s in scores)}; {time.perf_counter() - started:.0f} s)", flush=True)
-
+            started, per_seed = time.perf_counter(), []
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                options = PriceOptions(**{"seed": seed, **settings})
+                scale = TargetScale(options.target, encoders["price_max"])
+                scores = []
+                for i, (rows, held_out) in enumerate(group_kfold_rows(len(groups), args.folds, 0, groups)):
+                    result = train_model(dataset / "train.parquet", encoders, options, work / f"{name}-{seed}-{i}",
+                                         rows=rows)
+                    model = load_keras_model(result.model_path)
+                    actual, predicted = predict_prices(model, dataset / "train.parquet", options.strategy, scale,
+                                                       held_out)
+                    scores.append(regression_metrics(actual, predicted)["mape_mean"])
+                per_seed.append(scores)
+            means = [float(np.mean(scores)) for scores in per_seed]
+            folds = "; ".join(", ".join(f"{s:.1f}" for s in scores) for scores in per_seed)
+            print(f"{name}: CV MAPE {np.mean(means):.2f} (per seed {', '.join(f'{m:.2f}' for m in means)}; "
+                  f"folds {folds}; {time.perf_counter() - started:.0f} s)", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -121,14 +121,28 @@ def build_mixed(n_features: int, montage_shape: tuple[int, int, int] = (64, 64, 
                 hidden: tuple[int, ...] = (8, 4), filters: tuple[int, ...] = (16, 32, 64),
                 dense: tuple[int, ...] = (16, 4), dropout: float = 0.5, head: int = 4,
                 output_bias: float = 0.0, backbone: BackboneChoice = BackboneChoice(),
-                head_activation: str = "linear", recipe: ImageRecipe = ImageRecipe()) -> keras.Model:
-    """MLP and CNN branches without their heads, concatenated -> Dense(head) -> Dense(1). A relu head (the
-    tutorials') lets units die on the priciest houses and caps the predictions; linear does not."""
+                head_activation: str = "linear", recipe: ImageRecipe = ImageRecipe(),
+                fusion: str = "concat", photo_l2: float = 0.0) -> keras.Model:
+    """MLP and CNN branches without their heads, joined one of two ways.
+    concat (the tutorials'): concatenated -> Dense(head) -> Dense(1). A relu head lets units die on the priciest
+    houses and caps the predictions; linear does not.
+    residual: the MLP's own price head plus a photo correction, a Dense(1) of the CNN's features that starts at
+    zero (the model starts as the MLP) and is held small by an L2 penalty `photo_l2` on its weights, so the
+    photos' noisy features move the price only as far as they earn it. The features are standardised first
+    (batch norm without scale or offset): else they could grow and the weights shrink, escaping the penalty."""
     mlp_in, mlp_out = mlp_branch(n_features, hidden)
     cnn_in, cnn_out = cnn_branch(montage_shape, filters, dense, dropout, backbone, recipe)
+    inputs = {"attributes": mlp_in, "montage": cnn_in}
+    if fusion == "residual":
+        features = layers.BatchNormalization(center=False, scale=False, name="photo_standardise")(cnn_out)
+        correction = layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="photo_correction",
+                                  kernel_regularizer=keras.regularizers.L2(photo_l2) if photo_l2 else None)(features)
+        base = layers.Dense(1, name="attributes_price",
+                            bias_initializer=keras.initializers.Constant(output_bias))(mlp_out)
+        return keras.Model(inputs, layers.Add(name="price")([base, correction]), name="mixed")
     x = layers.Concatenate(name="concat")([mlp_out, cnn_out])  # (B, hidden[-1] + dense[-1])
     x = layers.Dense(head, activation=head_activation, name="head_dense")(x)
-    return keras.Model({"attributes": mlp_in, "montage": cnn_in}, price_head(x, output_bias), name="mixed")
+    return keras.Model(inputs, price_head(x, output_bias), name="mixed")
 
 
 def build_ensemble(members: list[keras.Model]) -> keras.Model:

@@ -55,7 +55,8 @@ def build_model(options: PriceOptions, n_features: int, side: int, output_bias: 
                                 backbone, recipe)
     return models.build_mixed(n_features, shape, tuple(options.hidden), tuple(options.filters),
                               tuple(options.dense), options.dropout, output_bias=output_bias, backbone=backbone,
-                              head_activation=options.head_activation, recipe=recipe)
+                              head_activation=options.head_activation, recipe=recipe,
+                              fusion=options.fusion, photo_l2=options.photo_l2)
 
 
 def compile_model(model: keras.Model, options: PriceOptions, steps_per_epoch: int = 1) -> None:

@@ -48,6 +48,26 @@ def test_the_mixed_head_is_linear_by_default_and_relu_on_request():
     assert build_mixed(10, (32, 32, 3), head_activation="relu").get_layer("head_dense").activation.__name__ == "relu"
 
 
+def test_a_residual_mixed_model_starts_as_its_attributes_price_and_saves_safely(tmp_path: Path):
+    """residual fusion: the attributes' price plus a photo correction that starts at zero and is penalised."""
+    model = build_mixed(10, (32, 32, 3), fusion="residual", photo_l2=0.01, output_bias=12.0)
+    rng = np.random.default_rng(0)
+    batch = {"attributes": rng.random((4, 10), "float32"), "montage": rng.random((4, 32, 32, 3), "float32")}
+    other_photos = {**batch, "montage": rng.random((4, 32, 32, 3), "float32")}
+    start = model.predict(batch, verbose=0)
+    np.testing.assert_array_equal(model.predict(other_photos, verbose=0), start)  # photos do not count yet
+    attributes_only = keras.Model(model.inputs, model.get_layer("attributes_price").output)
+    np.testing.assert_allclose(attributes_only.predict(batch, verbose=0), start, rtol=1e-6)
+    correction = model.get_layer("photo_correction")
+    correction.kernel.assign(np.ones(correction.kernel.shape, "float32"))
+    assert not np.allclose(model.predict(other_photos, verbose=0), model.predict(batch, verbose=0))
+    model(batch)
+    assert len(model.losses) == 1 and float(model.losses[0]) == pytest.approx(0.01 * 4)  # L2 of four weights of 1
+    model.save(tmp_path / "residual.keras")
+    loaded = keras.models.load_model(tmp_path / "residual.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(batch, verbose=0), model.predict(batch, verbose=0), rtol=1e-6)
+
+
 def test_an_ensemble_is_one_safe_model_averaging_its_members(tmp_path: Path):
     from tasks.price.models import build_ensemble
 
