@@ -27,3 +27,8 @@ def test_stage_options_take_what_was_given_and_the_stage_defaults_otherwise():
         "cnn", "stream", 3, 4, "average")
     assert ClassifyConfig(epochs=5).classifier_options() == ClassifierOptions(epochs=5)
     assert options_for(PriceOptions, TrainConfig(), strategy="mlp") == PriceOptions(strategy="mlp")
+    # a strategy's own defaults (the cnn's loss and target, the mixed model's fusion) are not "given" to another
+    assert options_for(PriceOptions, TrainConfig(strategy="cnn"), strategy="mlp") == PriceOptions(strategy="mlp")
+    given = TrainConfig(strategy="cnn", loss="mape", target="scaled", epochs=7)
+    assert options_for(PriceOptions, given, strategy="mlp") == PriceOptions(strategy="mlp", loss="mape",
+                                                                           target="scaled", epochs=7)
