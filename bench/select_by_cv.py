@@ -66,5 +66,6 @@ def main() -> None:
             print(f"{name}: CV MAPE {np.mean(means):.2f} (per seed {', '.join(f'{m:.2f}' for m in means)}; "
                   f"folds {folds}; {time.perf_counter() - started:.0f} s)", flush=True)
 
+
 if __name__ == "__main__":
     main()

@@ -40,11 +40,8 @@ Options = TypeVar("Options", bound=BaseModel)
 def options_for(model: type[Options], config: BaseModel, **overrides) -> Options:
     """A stage's options from a flow's config: the fields they share that the config was given (the
     others take the stage's own defaults, e.g. a strategy's), then `overrides`. The one way every flow
-    derives a stage's options. Defaults that came with the config's strategy (or recipe) do not count as given:
-    the stage's own strategy brings its own."""
-    dependent = getattr(config, "defaults_for", lambda values: {})(dict(config))  # a strategy's own defaults...
-    given = {name: getattr(config, name) for name in model.model_fields if name in config.model_fields_set
-             and not (name in dependent and getattr(config, name) == dependent[name])}  # ... are not given
+    derives a stage's options."""
+    given = {name: getattr(config, name) for name in model.model_fields if name in config.model_fields_set}
     return model(**{**given, **overrides})
 
 

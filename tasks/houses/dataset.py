@@ -92,7 +92,7 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
     pending: dict[str, pa.Table] = {name: schema.empty_table() for name in SPLITS}
 
     def write(name: str, at_least: int) -> None:
-        while pending[name].num_rows >= at_least and pending[name].num_rows:
+        while pending[name].num_rows >= at_least:
             writers[name].write_table(pending[name].slice(0, ROW_GROUP).combine_chunks())
             pending[name] = pending[name].slice(ROW_GROUP)
             pa.default_memory_pool().release_unused()  # else the allocator keeps each row group's pages
@@ -102,10 +102,8 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
             table = parquet.read_table(shard, columns=["house", "montage"])
             in_shard = table["house"].to_numpy()
             for name, columns in splits.items():
-                houses = columns["house"]
-                at = np.minimum(np.searchsorted(houses, in_shard), max(len(houses) - 1, 0))
-                found = (houses[at] == in_shard) if len(houses) else np.zeros(len(in_shard), bool)
-                rows = at[found]
+                found = np.isin(in_shard, columns["house"])  # this split's houses in the shard, in its order
+                rows = np.searchsorted(columns["house"], in_shard[found])
                 features = columns["features"][rows]
                 part = pa.table({**{field.name: pa.array(columns[field.name][rows], type=field.type)
                                     for field in schema if field.name not in ("features", "montage")},

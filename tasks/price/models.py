@@ -100,9 +100,9 @@ def _backbone_head(images, backbone: BackboneChoice, dense: tuple[int, ...], dro
     return x
 
 
-def price_head(x: keras.KerasTensor, output_bias: float = 0.0) -> keras.KerasTensor:
+def price_head(x: keras.KerasTensor, output_bias: float = 0.0, name: str = "price") -> keras.KerasTensor:
     """Dense(1, linear); starting the bias at the mean target saves the first epochs' climb."""
-    return layers.Dense(1, name="price", bias_initializer=keras.initializers.Constant(output_bias))(x)
+    return layers.Dense(1, name=name, bias_initializer=keras.initializers.Constant(output_bias))(x)
 
 
 def build_mlp(n_features: int, hidden: tuple[int, ...] = (8, 4), output_bias: float = 0.0) -> keras.Model:
@@ -137,8 +137,7 @@ def build_mixed(n_features: int, montage_shape: tuple[int, int, int] = (64, 64, 
         features = layers.BatchNormalization(center=False, scale=False, name="photo_standardise")(cnn_out)
         correction = layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="photo_correction",
                                   kernel_regularizer=keras.regularizers.L2(photo_l2) if photo_l2 else None)(features)
-        base = layers.Dense(1, name="attributes_price",
-                            bias_initializer=keras.initializers.Constant(output_bias))(mlp_out)
+        base = price_head(mlp_out, output_bias, name="attributes_price")
         return keras.Model(inputs, layers.Add(name="price")([base, correction]), name="mixed")
     x = layers.Concatenate(name="concat")([mlp_out, cnn_out])  # (B, hidden[-1] + dense[-1])
     x = layers.Dense(head, activation=head_activation, name="head_dense")(x)

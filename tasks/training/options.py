@@ -73,10 +73,16 @@ class TrainerSettings(BaseModel):
         """Defaults that depend on other values given; a value given explicitly always wins."""
         return {"validation_fraction": EARLY_STOPPING_VALIDATION} if values.get("early_stopping") is not None else {}
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _dependent_defaults(cls, values: Any) -> Any:
-        return {**cls.defaults_for(values), **values} if isinstance(values, dict) else values
+    def _dependent_defaults(cls, values: Any, handler: Any) -> Any:
+        """Fill in defaults_for; they stay defaults (not in model_fields_set), so options derived from these for
+        another strategy (flows.config.options_for) take that strategy's own."""
+        injected = {} if not isinstance(values, dict) else {
+            name: value for name, value in cls.defaults_for(values).items() if name not in values}
+        model = handler({**injected, **values} if injected else values)
+        model.__pydantic_fields_set__.difference_update(injected)
+        return model
 
     @model_validator(mode="after")
     def _early_stopping_watches_validation(self):
