@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import flow, unmapped
 from prefect.context import get_run_context
@@ -54,15 +55,15 @@ def _table_file(houses: pd.DataFrame, folder: Path, name: str) -> Path:
 
 
 @flow(name="photo-hashes", flow_run_name=lambda: f"photo-hashes-{datetime.now():%Y%m%d-%H%M%S}")
-def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses_file: Path) -> dict[str, str]:
-    """The perceptual hashes of every photo (sha256 -> pHash) from the cache, else in batches on this flow's task
-    runner (a Dask cluster's workers). `houses_file`: the houses table (see _table_file)."""
+def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses_file: Path) -> duplicates.PhotoHashes:
+    """The perceptual hashes of every photo from the cache, else in batches on this flow's task runner (a Dask
+    cluster's workers). `houses_file`: the houses table (see _table_file)."""
     houses = pd.read_parquet(houses_file)
 
-    def on_cluster(names: dict[str, str]) -> dict[str, str]:
+    def on_cluster(names: list[str]) -> np.ndarray:
         batches = duplicates.hash_batches(names, config.workers or 2)
         done = photo_hashes_task.map(unmapped(data_dir), batches, list(range(1, len(batches) + 1)))
-        return {sha: value for batch in done.result() for sha, value in batch.items()}
+        return np.concatenate(done.result())
 
     return duplicates.cached_hashes(Cache(config.cache, get_run_logger(), refreshing()), data_dir, houses, on_cluster)
 

@@ -15,7 +15,7 @@ records and leaves the others out; `keep-all` keeps them, grouped.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tasks.core.cache import Cache
 from tasks.core.hashing import code_version, digest
@@ -36,52 +38,121 @@ HASH_SIDE = 64  # photos are decoded at a reduced JPEG scale, never below this s
 LISTED = 50  # photo pairs listed in the report (and reasons per group): all are counted and used
 
 
-def perceptual_hash(path: Path) -> str:
-    """The photo's 64-bit pHash as 16 hex digits (imagehash.phash of the grey image)."""
+def perceptual_hash(path: Path) -> int:
+    """The photo's 64-bit pHash (imagehash.phash of the grey image) as an unsigned integer."""
     import imagehash
     from PIL import Image
 
     image = read_image(path, HASH_SIDE)  # (H, W, 3) BGR
-    return str(imagehash.phash(Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).convert("L")))
+    return int(str(imagehash.phash(Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).convert("L"))), 16)
 
 
-def perceptual_hashes(data_dir: Path, names: dict[str, str], workers: int = 2) -> dict[str, str]:
-    """sha256 -> pHash of each distinct photo (`names`: sha256 -> one file under `data_dir` with that content)."""
+def perceptual_hashes(data_dir: Path, names: list[str], workers: int = 2) -> np.ndarray:
+    """(N,) uint64 pHashes of the photos `names` (files under `data_dir`), in their order."""
     with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV decodes without the GIL
-        return dict(zip(names, pool.map(perceptual_hash, [Path(data_dir) / name for name in names.values()])))
+        return np.fromiter(pool.map(perceptual_hash, [Path(data_dir) / name for name in names]), np.uint64,
+                           len(names))
 
 
-def _photo_column(houses: pd.DataFrame, prefix: str) -> list[str]:
-    """`prefix`_<kind> of every photo, house by house and kind by kind (the order near_pairs' indices follow)."""
-    return houses[[f"{prefix}_{kind}" for kind in PHOTO_KINDS]].to_numpy().ravel().tolist()
+def _photo_column(houses: pd.DataFrame, prefix: str) -> np.ndarray:
+    """`prefix`_<kind> of every photo, house by house and kind by kind (the order near_pairs' indices follow):
+    an object array of the table's own strings, not copies of them."""
+    return houses[[f"{prefix}_{kind}" for kind in PHOTO_KINDS]].to_numpy().ravel()
 
 
-def photo_names(houses: pd.DataFrame) -> dict[str, str]:
-    """sha256 -> one file name of every distinct photo of `houses`."""
-    return dict(zip(_photo_column(houses, "sha"), _photo_column(houses, "photo")))
+_NIBBLE = np.full(256, 255, np.uint8)  # an ASCII hex digit's value; 255: not a hex digit
+_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
+_NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+def _digest_rows(column: pd.Series) -> np.ndarray:
+    """(N, 32) uint8 of a column of sha256 hex digests, decoded from its Arrow buffers (no Python string each)."""
+    array = pa.array(column, pa.large_string())
+    rows = []
+    for chunk in array.chunks if isinstance(array, pa.ChunkedArray) else [array]:
+        offsets = np.frombuffer(chunk.buffers()[1], np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
+        if chunk.null_count or np.any(np.diff(offsets) != 64):
+            raise ValueError(f"column {column.name}: not a sha256 hex digest on every row")
+        nibbles = _NIBBLE[np.frombuffer(chunk.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 64)]
+        if np.any(nibbles == 255):
+            raise ValueError(f"column {column.name}: not a sha256 hex digest on every row")
+        rows.append((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
+    return np.concatenate(rows) if rows else np.empty((0, 32), np.uint8)
+
+
+def photo_shas(houses: pd.DataFrame) -> np.ndarray:
+    """(4 N,) S32: the sha256 of every photo as 32 raw bytes, in _photo_column's order (a fixed-width array,
+    not 4 N Python strings)."""
+    rows = np.stack([_digest_rows(houses[f"sha_{kind}"]) for kind in PHOTO_KINDS], axis=1)
+    return np.ascontiguousarray(rows).reshape(-1, 32).view("S32").ravel()
+
+
+def hex_digest(sha: np.ndarray) -> str:
+    """The hex digest of one S32 element (bytes(element) would drop its trailing zero bytes)."""
+    return np.asarray(sha, "S32").reshape(1).view(np.uint8).tobytes().hex()
+
+
+@dataclass(frozen=True)
+class PhotoHashes:
+    """The pHash of every distinct photo: `sha` (N,) S32 sorted, `phash` (N,) uint64 beside it. Arrays, not a
+    dict of strings: 40 bytes a photo, so that memory stays flat as the houses grow (tasks.houses.ingest holds the
+    table of houses itself)."""
+
+    sha: np.ndarray
+    phash: np.ndarray
+
+    def of(self, shas: np.ndarray) -> np.ndarray:
+        """(M,) uint64 pHashes of the photos with sha256 `shas` ((M,) S32); KeyError names one that has none."""
+        at = np.minimum(np.searchsorted(self.sha, shas), max(len(self.sha) - 1, 0))
+        missing = (self.sha[at] != shas) if len(self.sha) else np.ones(len(shas), bool)
+        if missing.any():
+            raise KeyError(f"no perceptual hash for the photo with sha256 {hex_digest(shas[missing][0])}")
+        return self.phash[at]
+
+    def write(self, path: Path) -> None:
+        count = len(self.sha)
+        shas = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), count, [None, pa.py_buffer(self.sha.tobytes())])
+        pq.write_table(pa.table({"sha256": shas, "phash": pa.array(self.phash, pa.uint64())}), path)
+
+    @classmethod
+    def read(cls, path: Path) -> PhotoHashes:
+        table = pq.read_table(path)
+        column = table.column("sha256").combine_chunks()
+        shas = np.frombuffer(column.buffers()[1], "S32", len(column), column.offset * 32).copy()
+        if column.null_count or np.any(shas[1:] <= shas[:-1]):
+            raise ValueError(f"{path}: photo hashes not in sha256 order")
+        return cls(shas, table.column("phash").to_numpy())
+
+
+def _photo_files(houses: pd.DataFrame, photos: np.ndarray) -> list[str]:
+    """The file names of the photos at positions `photos` of _photo_column's order."""
+    if len(photos) > 100:
+        return _photo_column(houses, "photo")[photos].tolist()
+    return [houses[f"photo_{PHOTO_KINDS[p % len(PHOTO_KINDS)]}"].iat[p // len(PHOTO_KINDS)] for p in photos.tolist()]
 
 
 def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
-                  compute: Callable[[dict[str, str]], dict[str, str]] | None = None) -> dict[str, str]:
-    """sha256 -> pHash of every photo of `houses`, from the cache entry of these photos' contents (a re-run
-    with the same photos hashes nothing). `compute` (sha256 -> name: sha256 -> pHash) does the hashing when
-    the entry is missing: by default here on two threads, on a cluster's workers when given."""
-    names = photo_names(houses)
-    key = digest(STAGE, code_version(sys.modules[__name__]), sorted(names))
+                  compute: Callable[[list[str]], np.ndarray] | None = None) -> PhotoHashes:
+    """The pHash of every photo of `houses`, from the cache entry of these photos' contents (a re-run with the
+    same photos hashes nothing). `compute` (file names: their (N,) uint64 pHashes) does the hashing when the
+    entry is missing: by default here on two threads, on a cluster's workers when given."""
+    shas, first = np.unique(photo_shas(houses), return_index=True)
+    key = digest(STAGE, code_version(sys.modules[__name__]), hashlib.sha256(shas.tobytes()).hexdigest())
     folder = cache.lookup(STAGE, key)
     if folder is None:
-        hashes = compute(names) if compute else perceptual_hashes(data_dir, names)
+        names = _photo_files(houses, first)  # one file of each distinct photo
+        hashes = PhotoHashes(shas, compute(names) if compute else perceptual_hashes(data_dir, names))
+        del names
         with cache.write(STAGE, key) as tmp:
-            (tmp / "hashes.json").write_text(json.dumps(hashes))
+            hashes.write(tmp / "hashes.parquet")
         folder = cache.entry_path(STAGE, key)
-    return json.loads((folder / "hashes.json").read_text())
+    return PhotoHashes.read(folder / "hashes.parquet")
 
 
-def hash_batches(names: dict[str, str], workers: int) -> list[dict[str, str]]:
+def hash_batches(names: list[str], workers: int) -> list[list[str]]:
     """The photos to hash in batches for a cluster: four per worker, at most 2,000 photos each."""
-    items = list(names.items())
-    size = max(1, min(2000, -(-len(items) // (4 * workers))))
-    return [dict(items[i:i + size]) for i in range(0, len(items), size)]
+    size = max(1, min(2000, -(-len(names) // (4 * workers))))
+    return [names[i:i + size] for i in range(0, len(names), size)]
 
 
 @dataclass
@@ -149,18 +220,13 @@ class _Groups:
             self.parent[max(a, b)] = min(a, b)
 
 
-def _hash_bits(hashes: list[str]) -> np.ndarray:
-    """(N,) uint64 of 16-hex-digit hashes."""
-    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-
-
-def near_pairs(hashes: list[str], max_bits: int) -> np.ndarray:
-    """(P, 3) int64 rows (i, j, bits apart) of every pair i < j of hashes at most `max_bits` bits apart, sorted.
+def near_pairs(bits: np.ndarray, max_bits: int) -> np.ndarray:
+    """(P, 3) int64 rows (i, j, bits apart) of every pair i < j of (N,) uint64 hashes `bits` at most `max_bits`
+    bits apart, sorted.
 
     A pigeonhole index instead of all pairs (which grows with N^2: about 78 s for 200,000 photos): the 64 bits cut
     into max_bits + 1 chunks; two hashes within max_bits bits agree exactly on at least one chunk, so only
     hashes with an equal chunk are compared. Work and memory grow with the buckets' sizes, not with N^2."""
-    bits = _hash_bits(hashes)
     chunks = [(np.uint64(p[0]), np.uint64((1 << len(p)) - 1)) for p in np.array_split(np.arange(64), max_bits + 1)]
     found = [np.empty(0, np.int64)]  # pair keys i * N + j, each pair from the first chunk its hashes agree on
     for number, (shift, mask) in enumerate(chunks):
@@ -184,51 +250,51 @@ def near_pairs(hashes: list[str], max_bits: int) -> np.ndarray:
     return np.stack([first, second, np.bitwise_count(bits[first] ^ bits[second]).astype(np.int64)], axis=1)
 
 
-def find_duplicates(houses: pd.DataFrame, phash: dict[str, str], policy: DuplicatePolicy = "keep-one",
+def find_duplicates(houses: pd.DataFrame, hashes: PhotoHashes, policy: DuplicatePolicy = "keep-one",
                     max_bits: int = NEAR_IDENTICAL_BITS) -> Duplicates:
     """Groups of `houses` (house, ATTRIBUTE_COLUMNS, photo_<kind>, sha_<kind>) from shared photos and
-    repeated records; `phash`: sha256 -> perceptual hash of every photo. Every pair is counted and joins its
+    repeated records; `hashes`: the perceptual hash of every photo. Every pair is counted and joins its
     houses; the report lists the first LISTED (generated data can hold millions of pairs)."""
-    numbers = [int(h) for h in houses["house"]]
-    groups = _Groups(numbers)
-    photo_house = np.repeat(houses["house"].to_numpy(np.int64), len(PHOTO_KINDS))
-    files, shas = _photo_column(houses, "photo"), _photo_column(houses, "sha")
-    pairs = near_pairs([phash[sha] for sha in shas], max_bits)
+    numbers = houses["house"].to_numpy(np.int64)
+    groups = _Groups(numbers.tolist())
+    photo_house = np.repeat(numbers, len(PHOTO_KINDS))
+    shas = photo_shas(houses)
+    pairs = near_pairs(hashes.of(shas), max_bits)
     found = Duplicates({})
     within = photo_house[pairs[:, 0]] == photo_house[pairs[:, 1]]
     for listed, rows in (("same_photo_two_rooms", pairs[within]), ("shared_photos", pairs[~within])):
         found.counts[listed] = len(rows)
         for i, j, bits in rows[:LISTED].tolist():
+            files = _photo_files(houses, np.array([i, j]))
             how = "identical" if shas[i] == shas[j] else f"near-identical ({bits} of 64 bits apart)"
             if listed == "same_photo_two_rooms":
-                found.same_photo_two_rooms.append({"house": int(photo_house[i]), "files": [files[i], files[j]],
+                found.same_photo_two_rooms.append({"house": int(photo_house[i]), "files": files,
                                                    "how": how})
             else:
                 found.shared_photos.append({"houses": sorted([int(photo_house[i]), int(photo_house[j])]),
-                                            "files": [files[i], files[j]], "how": how})
+                                            "files": files, "how": how})
     across = pairs[~within]
     for house_a, house_b in np.unique(np.sort(photo_house[across[:, :2]], axis=1), axis=0).tolist():
         groups.join(house_a, house_b)
-    records: dict[tuple, list[int]] = {}
-    for number, values in zip(numbers, houses[list(ATTRIBUTE_COLUMNS)].itertuples(index=False)):
-        records.setdefault(tuple(float(v) for v in values), []).append(number)
-    for same in records.values():
-        if len(same) > 1:
-            found.same_records.append(sorted(same))
-            for other in same[1:]:
-                groups.join(same[0], other)
-            if policy == "keep-one":
-                found.dropped += sorted(same)[1:]
+    columns = list(ATTRIBUTE_COLUMNS)
+    repeated = houses.loc[houses.duplicated(columns, keep=False), ["house", *columns]]  # only these: no tuple a house
+    for _, same in repeated.groupby(columns, sort=False)["house"]:
+        same = sorted(int(h) for h in same)
+        found.same_records.append(same)
+        for other in same[1:]:
+            groups.join(same[0], other)
+        if policy == "keep-one":
+            found.dropped += same[1:]
     found.same_records.sort()
     found.dropped.sort()
-    found.group_of = {h: groups.find(h) for h in numbers}
+    found.group_of = {h: groups.find(h) for h in numbers.tolist()}
     return found
 
 
 def dedupe(cache: Cache, data_dir: Path, houses: pd.DataFrame, policy: DuplicatePolicy = "keep-one",
-           hashes: dict[str, str] | None = None) -> tuple[pd.DataFrame, Duplicates]:
-    """(the houses kept under `policy`, with their `group` column; what was found). `hashes`: sha256 -> pHash
-    when already computed (on a cluster), else from the cache or computed here."""
+           hashes: PhotoHashes | None = None) -> tuple[pd.DataFrame, Duplicates]:
+    """(the houses kept under `policy`, with their `group` column; what was found). `hashes`: the photos'
+    perceptual hashes when already computed (on a cluster), else from the cache or computed here."""
     found = find_duplicates(houses, cached_hashes(cache, data_dir, houses) if hashes is None else hashes, policy)
     return apply_policy(houses, found), found
 

@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -58,7 +59,7 @@ def ingest_task(data_dir: Path, on_bad_house: ingest.OnBadHouse) -> ingest.Inges
 
 @task(name="find-duplicates", cache_policy=NO_CACHE)
 def duplicates_task(cache_dir: Path, data_dir: Path, houses: pd.DataFrame, policy: ingest.DuplicatePolicy,
-                    hashes: dict[str, str] | None = None) -> tuple[pd.DataFrame, duplicates.Duplicates]:
+                    hashes: duplicates.PhotoHashes | None = None) -> tuple[pd.DataFrame, duplicates.Duplicates]:
     """Photos shared across or within houses (identical or near-identical) and repeated records: the houses
     kept (with their duplicate group) and what was found. Perceptual hashes (`hashes` when computed on a
     cluster) are cached by photo content."""
@@ -138,10 +139,10 @@ def _worker_threads() -> int:
 
 
 @task(name="photo-hashes", cache_policy=NO_CACHE, task_run_name="photo-hashes-{number}")
-def photo_hashes_task(data_dir: Path, names: dict[str, str], number: int) -> dict[str, str]:
-    """One batch of perceptual hashes on a cluster worker (sha256 -> pHash), on the worker's share of the cores;
-    the flow caches the whole set (tasks.houses.duplicates.cached_hashes)."""
-    data_dir = _photos_here(data_dir, list(names.values()))
+def photo_hashes_task(data_dir: Path, names: list[str], number: int) -> np.ndarray:
+    """One batch of perceptual hashes on a cluster worker ((N,) uint64, in the order of `names`), on the worker's
+    share of the cores; the flow caches the whole set (tasks.houses.duplicates.cached_hashes)."""
+    data_dir = _photos_here(data_dir, names)
     started = time.perf_counter()
     hashes = duplicates.perceptual_hashes(data_dir, names, _worker_threads())
     get_run_logger().info("Perceptual hashes of %d photos (%.0f photos/s)", len(hashes),

@@ -86,6 +86,42 @@ def test_near_pairs_index_finds_exactly_the_pairs_all_pairs_comparison_finds():
     values[-50:] = values[:50]  # identical photos too
     distance = np.bitwise_count(values[:, None] ^ values[None, :])
     expected = [(i, j, int(distance[i, j])) for i, j in zip(*np.nonzero(np.triu(distance <= 6, k=1)))]
-    found = near_pairs([f"{int(v):016x}" for v in values], 6)
+    found = near_pairs(values, 6)
     assert [tuple(row) for row in found.tolist()] == expected
     assert len(expected) > 1000 and {d for *_, d in expected} == set(range(7))  # every distance up to the limit
+
+
+def test_photo_hashes_are_read_back_in_order_and_a_photo_without_one_is_named(tmp_path):
+    """The cached hashes (tasks.houses.duplicates.PhotoHashes: sha256 as 32 raw bytes, pHash as uint64): read
+    back equal from their Parquet file, looked up by sha256 in any order (digests that end in zero bytes too);
+    a sha256 missing is a KeyError with its hex digest; a file whose rows are out of order is refused; the
+    table's digest columns are decoded without a Python string each, and a column that holds something else
+    is refused by name."""
+    import hashlib
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from tasks.houses.duplicates import PhotoHashes, hex_digest, photo_shas
+
+    hexes = sorted([hashlib.sha256(str(n).encode()).hexdigest() for n in range(298)] + ["00" * 32, "ab" * 31 + "00"])
+    table = pd.DataFrame({f"sha_{kind}": hexes[k::4] for k, kind in enumerate(PHOTO_KINDS)})  # 75 houses
+    shas = photo_shas(table)
+    assert [hex_digest(sha) for sha in shas] == [table.iat[i // 4, i % 4] for i in range(300)]
+    order = np.argsort(shas)
+    hashes = PhotoHashes(shas[order], np.arange(300, dtype=np.uint64)[order] * np.uint64(2**54))
+    hashes.write(tmp_path / "h.parquet")
+    back = PhotoHashes.read(tmp_path / "h.parquet")
+    assert np.array_equal(back.sha, hashes.sha) and np.array_equal(back.phash, hashes.phash)
+    assert np.array_equal(back.of(shas), np.arange(300, dtype=np.uint64) * np.uint64(2**54))
+    stranger = hashlib.sha256(b"not a photo").hexdigest()
+    with pytest.raises(KeyError, match=stranger):
+        back.of(photo_shas(pd.DataFrame({f"sha_{kind}": [hexes[5] if kind != "kitchen" else stranger]
+                                         for kind in PHOTO_KINDS})))
+    pq.write_table(pq.read_table(tmp_path / "h.parquet").take(np.random.default_rng(0).permutation(300)),
+                   tmp_path / "shuffled.parquet")
+    with pytest.raises(ValueError, match="not in sha256 order"):
+        PhotoHashes.read(tmp_path / "shuffled.parquet")
+    table.loc[7, "sha_frontal"] = "g" * 64
+    with pytest.raises(ValueError, match="column sha_frontal: not a sha256 hex digest"):
+        photo_shas(table)
