@@ -31,12 +31,24 @@ def table_arrays(table: pa.Table, names: tuple[str, ...], side: int) -> dict[str
         features = table["features"].combine_chunks()
         out["attributes"] = features.flatten().to_numpy().reshape(-1, features.type.list_size).astype(np.float32)
     if "montage" in names:
-        raw = np.frombuffer(b"".join(table["montage"].to_pylist()), np.uint8)
-        out["montage"] = raw.reshape(-1, side, side, 3).astype(np.float32) / 255.0  # (B, H, W, 3)
+        out["montage"] = _binary_rows(table["montage"], side * side * 3).reshape(-1, side, side, 3).astype(
+            np.float32) / 255.0  # (B, H, W, 3)
     for name in ("price", "house", "group"):
         if name in names:
             out[name] = table[name].to_numpy().astype(np.float64 if name == "price" else np.int64)
     return out
+
+
+def _binary_rows(column: pa.ChunkedArray, row_bytes: int) -> np.ndarray:
+    """(N, row_bytes) uint8 of a binary column whose rows all hold `row_bytes` bytes, straight from its Arrow
+    buffers (no Python bytes object a row)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(array):
+        return np.empty((0, row_bytes), np.uint8)
+    offsets = np.frombuffer(array.buffers()[1], np.int32)[array.offset:array.offset + len(array) + 1]
+    if array.null_count or np.any(np.diff(offsets) != row_bytes):
+        raise ValueError(f"a montage that is not {row_bytes} bytes: the split file is not this dataset's")
+    return np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, row_bytes)
 
 
 def read_split(path: Path, names: tuple[str, ...], rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
