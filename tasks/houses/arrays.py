@@ -24,19 +24,26 @@ def montage_side(path: Path) -> int:
     return math.isqrt(len(first) // 3)
 
 
-def table_arrays(table: pa.Table, names: tuple[str, ...], side: int) -> dict[str, np.ndarray]:
-    """The named arrays of some rows of a split (see ARRAY_COLUMNS)."""
+def table_arrays(table: pa.Table, names: tuple[str, ...], side: int,
+                 raw_montage: bool = False) -> dict[str, np.ndarray]:
+    """The named arrays of some rows of a split (see ARRAY_COLUMNS); `raw_montage`: the montage as its uint8 bytes
+    (a quarter of the memory; scaled by montage_scale, e.g. in a tf.data stream after batching)."""
     out = {}
     if "attributes" in names:
         features = table["features"].combine_chunks()
         out["attributes"] = features.flatten().to_numpy().reshape(-1, features.type.list_size).astype(np.float32)
     if "montage" in names:
-        out["montage"] = _binary_rows(table["montage"], side * side * 3).reshape(-1, side, side, 3).astype(
-            np.float32) / 255.0  # (B, H, W, 3)
+        raw = _binary_rows(table["montage"], side * side * 3).reshape(-1, side, side, 3)  # (B, H, W, 3)
+        out["montage"] = raw if raw_montage else montage_scale(raw)
     for name in ("price", "house", "group"):
         if name in names:
             out[name] = table[name].to_numpy().astype(np.float64 if name == "price" else np.int64)
     return out
+
+
+def montage_scale(raw: np.ndarray) -> np.ndarray:
+    """uint8 montage bytes -> float32 in [0, 1] (tasks.training.streams does the same division in tf.data)."""
+    return raw.astype(np.float32) / np.float32(255.0)
 
 
 def _binary_rows(column: pa.ChunkedArray, row_bytes: int) -> np.ndarray:
@@ -60,7 +67,7 @@ def read_split(path: Path, names: tuple[str, ...], rows: np.ndarray | None = Non
 
 
 def iter_split(path: Path, names: tuple[str, ...], chunk_rows: int = 1024,
-               rows: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
+               rows: np.ndarray | None = None, raw_montage: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """Chunks of a split read from Parquet one at a time (memory does not grow with the data)."""
     side = montage_side(path) if "montage" in names else 0
     wanted = None if rows is None else np.isin(np.arange(split_rows(path)), rows)
@@ -74,7 +81,7 @@ def iter_split(path: Path, names: tuple[str, ...], chunk_rows: int = 1024,
             if not len(keep):
                 continue
             table = table.take(pa.array(keep, pa.int64()))
-        yield table_arrays(table, names, side)
+        yield table_arrays(table, names, side, raw_montage)
 
 
 def split_rows(path: Path) -> int:

@@ -95,8 +95,7 @@ def hex_digest(sha: np.ndarray) -> str:
 @dataclass(frozen=True)
 class PhotoHashes:
     """The pHash of every distinct photo: `sha` (N,) S32 sorted, `phash` (N,) uint64 beside it. Arrays, not a
-    dict of strings: 40 bytes a photo, so that memory stays flat as the houses grow (tasks.houses.ingest holds the
-    table of houses itself)."""
+    dict of strings: 40 bytes a photo in the flow's process, however many photos there are."""
 
     sha: np.ndarray
     phash: np.ndarray
@@ -142,7 +141,6 @@ def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
     if folder is None:
         names = _photo_files(houses, first)  # one file of each distinct photo
         hashes = PhotoHashes(shas, compute(names) if compute else perceptual_hashes(data_dir, names))
-        del names
         with cache.write(STAGE, key) as tmp:
             hashes.write(tmp / "hashes.parquet")
         folder = cache.entry_path(STAGE, key)

@@ -49,8 +49,9 @@ def load_arrays(path: Path, strategy: str, scale: TargetScale,
 
 def iter_batches(path: Path, strategy: str, scale: TargetScale, chunk_rows: int = 1024,
                  rows: np.ndarray | None = None) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """(inputs, targets) chunk by chunk from Parquet: memory does not grow with the data."""
-    for arrays in iter_split(path, (*STRATEGY_INPUTS[strategy], "price"), chunk_rows, rows):
+    """(inputs, targets) chunk by chunk from Parquet: memory does not grow with the data. The montage comes as
+    its uint8 bytes, for tasks.training.streams to scale once batched."""
+    for arrays in iter_split(path, (*STRATEGY_INPUTS[strategy], "price"), chunk_rows, rows, raw_montage=True):
         prices = arrays.pop("price")
         yield arrays, scale.to_target(prices)
 

@@ -1,5 +1,9 @@
 """The stream trainer's input: tf.data over chunks read from disk one at a time, so memory does not
-grow with the data; a shuffle buffer of rows, batches, augmentation of one image input, prefetch."""
+grow with the data; a shuffle buffer of rows, batches, augmentation of one image input, prefetch.
+
+uint8 inputs (images as their bytes) travel through the shuffle buffer and the batching as bytes, a quarter of
+float32's size, and are scaled to float32 in [0, 1] once a batch is formed, by tf.data's own threads rather than
+numpy in the generator's thread (x / 255 in float32 either way: the same bits as tasks.houses.arrays)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,12 @@ Chunk = tuple[dict[str, np.ndarray], np.ndarray | dict[str, np.ndarray]]
 
 
 def _spec(value: np.ndarray) -> tf.TensorSpec:
-    return tf.TensorSpec((None, *value.shape[1:]), tf.float32)
+    return tf.TensorSpec((None, *value.shape[1:]), tf.uint8 if value.dtype == np.uint8 else tf.float32)
+
+
+def _scaled(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    return {name: tf.cast(value, tf.float32) / 255.0 if value.dtype == tf.uint8 else value
+            for name, value in batch.items()}
 
 
 def chunk_stream(chunks: Callable[[], Iterator[Chunk]], n_rows: int, batch_size: int, seed: int,
@@ -31,6 +40,8 @@ def chunk_stream(chunks: Callable[[], Iterator[Chunk]], n_rows: int, batch_size:
     if shuffle:
         data = data.shuffle(min(n_rows, buffer_rows), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size).apply(tf.data.experimental.assert_cardinality(math.ceil(n_rows / batch_size)))
+    if any(spec.dtype == tf.uint8 for spec in signature[0].values()):
+        data = data.map(lambda x, y: (_scaled(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     augmenter = image_augmenter(augment or [], seed) if image_input else None
     if augmenter is not None:
         data = data.map(lambda x, y: ({**x, image_input: augmenter(x[image_input], training=True)}, y),
