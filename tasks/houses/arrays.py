@@ -33,7 +33,10 @@ def table_arrays(table: pa.Table, names: tuple[str, ...], side: int,
         features = table["features"].combine_chunks()
         out["attributes"] = features.flatten().to_numpy().reshape(-1, features.type.list_size).astype(np.float32)
     if "montage" in names:
-        raw = _binary_rows(table["montage"], side * side * 3).reshape(-1, side, side, 3)  # (B, H, W, 3)
+        raw = parquet.fixed_width_rows(table["montage"], side * side * 3)
+        if raw is None:
+            raise ValueError(f"a montage that is not {side * side * 3} bytes: the split file is not this dataset's")
+        raw = raw.reshape(-1, side, side, 3)  # (B, H, W, 3)
         out["montage"] = raw if raw_montage else montage_scale(raw)
     for name in ("price", "house", "group"):
         if name in names:
@@ -44,18 +47,6 @@ def table_arrays(table: pa.Table, names: tuple[str, ...], side: int,
 def montage_scale(raw: np.ndarray) -> np.ndarray:
     """uint8 montage bytes -> float32 in [0, 1] (tasks.training.streams does the same division in tf.data)."""
     return raw.astype(np.float32) / np.float32(255.0)
-
-
-def _binary_rows(column: pa.ChunkedArray, row_bytes: int) -> np.ndarray:
-    """(N, row_bytes) uint8 of a binary column whose rows all hold `row_bytes` bytes, straight from its Arrow
-    buffers (no Python bytes object a row)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not len(array):
-        return np.empty((0, row_bytes), np.uint8)
-    offsets = np.frombuffer(array.buffers()[1], np.int32)[array.offset:array.offset + len(array) + 1]
-    if array.null_count or np.any(np.diff(offsets) != row_bytes):
-        raise ValueError(f"a montage that is not {row_bytes} bytes: the split file is not this dataset's")
-    return np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, row_bytes)
 
 
 def read_split(path: Path, names: tuple[str, ...], rows: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from tasks.core import parquet
 from tasks.core.cache import Cache
 from tasks.core.hashing import code_version, digest
 from tasks.core.images import read_image
@@ -67,17 +67,11 @@ _NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 def _digest_rows(column: pd.Series) -> np.ndarray:
     """(N, 32) uint8 of a column of sha256 hex digests, decoded from its Arrow buffers (no Python string each)."""
-    array = pa.array(column, pa.large_string())
-    rows = []
-    for chunk in array.chunks if isinstance(array, pa.ChunkedArray) else [array]:
-        offsets = np.frombuffer(chunk.buffers()[1], np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
-        if chunk.null_count or np.any(np.diff(offsets) != 64):
-            raise ValueError(f"column {column.name}: not a sha256 hex digest on every row")
-        nibbles = _NIBBLE[np.frombuffer(chunk.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 64)]
-        if np.any(nibbles == 255):
-            raise ValueError(f"column {column.name}: not a sha256 hex digest on every row")
-        rows.append((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
-    return np.concatenate(rows) if rows else np.empty((0, 32), np.uint8)
+    text = parquet.fixed_width_rows(pa.array(column, pa.large_string()), 64)
+    nibbles = None if text is None else _NIBBLE[text]
+    if nibbles is None or np.any(nibbles == 255):
+        raise ValueError(f"column {column.name}: not a sha256 hex digest on every row")
+    return (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
 
 
 def photo_shas(houses: pd.DataFrame) -> np.ndarray:
@@ -111,11 +105,11 @@ class PhotoHashes:
     def write(self, path: Path) -> None:
         count = len(self.sha)
         shas = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), count, [None, pa.py_buffer(self.sha.tobytes())])
-        pq.write_table(pa.table({"sha256": shas, "phash": pa.array(self.phash, pa.uint64())}), path)
+        parquet.write_table(pa.table({"sha256": shas, "phash": pa.array(self.phash, pa.uint64())}), path)
 
     @classmethod
     def read(cls, path: Path) -> PhotoHashes:
-        table = pq.read_table(path)
+        table = parquet.read_table(path)
         column = table.column("sha256").combine_chunks()
         shas = np.frombuffer(column.buffers()[1], "S32", len(column), column.offset * 32).copy()
         if column.null_count or np.any(shas[1:] <= shas[:-1]):
@@ -125,9 +119,7 @@ class PhotoHashes:
 
 def _photo_files(houses: pd.DataFrame, photos: np.ndarray) -> list[str]:
     """The file names of the photos at positions `photos` of _photo_column's order."""
-    if len(photos) > 100:
-        return _photo_column(houses, "photo")[photos].tolist()
-    return [houses[f"photo_{PHOTO_KINDS[p % len(PHOTO_KINDS)]}"].iat[p // len(PHOTO_KINDS)] for p in photos.tolist()]
+    return _photo_column(houses, "photo")[photos].tolist()
 
 
 def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
@@ -260,10 +252,13 @@ def find_duplicates(houses: pd.DataFrame, hashes: PhotoHashes, policy: Duplicate
     pairs = near_pairs(hashes.of(shas), max_bits)
     found = Duplicates({})
     within = photo_house[pairs[:, 0]] == photo_house[pairs[:, 1]]
-    for listed, rows in (("same_photo_two_rooms", pairs[within]), ("shared_photos", pairs[~within])):
+    kinds = (("same_photo_two_rooms", pairs[within]), ("shared_photos", pairs[~within]))
+    shown = np.unique(np.concatenate([rows[:LISTED, :2].ravel() for _, rows in kinds]))  # the photos listed
+    file_of = dict(zip(shown.tolist(), _photo_files(houses, shown)))
+    for listed, rows in kinds:
         found.counts[listed] = len(rows)
         for i, j, bits in rows[:LISTED].tolist():
-            files = _photo_files(houses, np.array([i, j]))
+            files = [file_of[i], file_of[j]]
             how = "identical" if shas[i] == shas[j] else f"near-identical ({bits} of 64 bits apart)"
             if listed == "same_photo_two_rooms":
                 found.same_photo_two_rooms.append({"house": int(photo_house[i]), "files": files,
