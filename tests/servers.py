@@ -50,14 +50,15 @@ def mlflow_server(root: Path, artifacts: str | None = None, env: dict | None = N
                   root / "server.log", port)
 
 
-def prefect_server(home: Path) -> Server:
-    """`prefect server start` with its own PREFECT_HOME (not started); its API is `api_url(server)`."""
+def prefect_server(home: Path, ui: bool = False) -> Server:
+    """`prefect server start` with its own PREFECT_HOME (not started); its API is `api_url(server)`, its UI (when
+    `ui`) the same address without `/api`."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": ""}
+           "PREFECT_API_URL": "", "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}  # where the UI's pages call
     return Server([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                   "--no-ui"], f"http://127.0.0.1:{port}/api/health", env, home / "server.log", port)
+                   *([] if ui else ["--no-ui"])], f"http://127.0.0.1:{port}/api/health", env, home / "server.log", port)
 
 
 def api_url(server: Server) -> str:

@@ -5,7 +5,9 @@ resumes the training from its checkpoint."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,11 +41,23 @@ def _state(client, run_id) -> tuple[str, str]:
     return run.state.type.value, run.state.message or ""
 
 
-def test_two_workers_share_the_runs_and_a_dead_workers_training_is_crashed_then_resumed(tmp_path: Path):
+def _worker_name(log: Path) -> str:
+    """The name Prefect's worker gave itself ("Worker 'ProcessWorker 1a2b...' started!")."""
+    return re.search(r"Worker '([^']+)' started!", log.read_text())[1]
+
+
+def _screenshot_folder(tmp_path: Path) -> Path:
+    """Where UI screenshots go: $UI_SCREENSHOTS (to keep them, e.g. for the README) or the test's folder."""
+    return Path(os.environ.get("UI_SCREENSHOTS", tmp_path))
+
+
+def test_two_workers_share_the_runs_and_a_dead_workers_training_is_crashed_then_resumed(tmp_path: Path, chromium):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from tests.browser import Browser
+
     houses = make_houses(tmp_path / "houses", [90000 + n % 3 for n in range(36)], photo_size=(24, 20))
-    server = servers.prefect_server(tmp_path / "prefect").start()
+    server = servers.prefect_server(tmp_path / "prefect", ui=True).start()
     api = servers.api_url(server)
     env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, "PREFECT_API_URL": api,
            "PREFECT_HOME": str(tmp_path / "prefect"), "HOUSE_PIPELINE_HOME": str(tmp_path / "home"),
@@ -51,16 +65,20 @@ def test_two_workers_share_the_runs_and_a_dead_workers_training_is_crashed_then_
     workers = []
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     with temporary_settings({PREFECT_API_URL: api}):  # this test's client calls go to this server
+        browser = None
         try:
-            _scenario(env, houses, tmp_path, workers, logs)
+            browser = Browser(chromium)
+            _scenario(env, houses, tmp_path, workers, logs, browser, api.removesuffix("/api"))
         finally:
+            if browser is not None:
+                browser.close()
             for worker in workers:
                 if worker.poll() is None:
                     _kill_machine(worker)
             server.stop()
 
 
-def _scenario(env: dict, houses: Path, tmp_path: Path, workers: list, logs: list[Path]) -> None:
+def _scenario(env: dict, houses: Path, tmp_path: Path, workers: list, logs: list[Path], browser, ui: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -80,6 +98,13 @@ def _scenario(env: dict, houses: Path, tmp_path: Path, workers: list, logs: list
     assert other.state.is_completed(), other.state
     trainer = next(i for i, log in enumerate(logs) if str(first.id) in log.read_text())
     assert str(other.id) in logs[1 - trainer].read_text(), "one worker ran both runs"
+    # The UI's page of the run names the pool and the worker that picked it up (the worker's own log line).
+    worker = _worker_name(logs[1 - trainer])
+    browser.open(f"{ui}/runs/flow-run/{other.id}", " && ".join(
+        f"document.body.innerText.includes({json.dumps(text)})"
+        for text in ("Completed", "Work Pool", f"Worker '{worker}' submitting flow run '{other.id}'")))
+    assert "Work Pool\nlocal" in browser.evaluate("document.body.innerText")
+    browser.screenshot(_screenshot_folder(tmp_path) / "deployment-run-on-worker.png")
 
     wait_until(lambda: "Epoch 20/" in logs[trainer].read_text(), 300, "the training to pass epoch 20")
     killed = time.monotonic()
