@@ -153,14 +153,15 @@ def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict
                                 work / f"log-{name}.txt")
             summary = json.loads((work / f"out-{name}" / "summary.json").read_text())
             log = (work / f"log-{name}.txt").read_text()
-            shards, hashes = subflow_seconds(log, "montage-shards"), subflow_seconds(log, "photo-hashes")
+            checks, hashes, shards = (subflow_seconds(log, name) for name in ("inspect-photos", "photo-hashes",
+                                                                              "montage-shards"))
             row = {"houses": size, "workers": workers, "kept": summary["houses_kept"], **measured, "shards_s": shards,
-                   "hashes_s": hashes,
+                   "hashes_s": hashes, "checks_s": checks,
                    "houses_per_s": summary["houses_kept"] / measured["seconds"],
                    "shard_bytes": folder_bytes(work / f"cache-{name}" / "montages")}
             rows.append(row)
             print(f"  preprocess {size:>6} houses, {workers} worker(s): {row['seconds']:7.1f} s (on the cluster: "
-                  f"hashes {hashes} s, montage shards {shards} s), "
+                  f"photo checks {checks} s, hashes {hashes} s, montage shards {shards} s), "
                   f"{row['houses_per_s']:6.1f} houses/s, peak flow {row['flow_gib']:.2f} GiB, "
                   f"worker {row['worker_gib']:.2f} GiB", flush=True)
     return rows
@@ -196,16 +197,16 @@ def training(sizes: list[int], folders: dict[int, Path], work: Path, env: dict, 
 def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float, load: tuple) -> None:
     print(f"\nMachine: {os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB; load average at "
           f"start {load[0]:.2f}. Each Dask worker process limited to one core (HOUSE_PIPELINE_WORKER_THREADS=1); "
-          "the flow process's own steps (reading the table, sha256 of every photo, the duplicate groups, the split "
-          "files) run there in both settings; the perceptual hashes and the montage shards on the cluster")
-    print("\n| houses | workers | kept | seconds | on the cluster: hashes + shards | houses/s | speed-up | "
+          "the flow process's own steps (listing the folder, the duplicate groups, the split files) run there in both "
+          "settings; each photo's check and sha256, the perceptual hashes and the montage shards on the cluster")
+    print("\n| houses | workers | kept | seconds | on the cluster: checks + hashes + shards | houses/s | speed-up | "
           "peak flow GiB | peak worker GiB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     by = {(r["houses"], r["workers"]): r for r in pre}
     for r in pre:
         one = by[(r["houses"], 1)]
         print(f"| {r['houses']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | "
-              f"{r['hashes_s']} + {r['shards_s']} | "
+              f"{r['checks_s']} + {r['hashes_s']} + {r['shards_s']} | "
               f"{r['houses_per_s']:.1f} | "
               f"{one['seconds'] / r['seconds']:.2f}x | {r['flow_gib']:.2f} | {r['worker_gib']:.2f} |")
     sizes = sorted({r["houses"] for r in pre})
@@ -224,7 +225,7 @@ def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float,
                   f"{r['samples_per_s'] / fit['samples_per_s']:.2f}x | {r['whole_run_per_s']:.1f}, "
                   f"{r['whole_run_per_s'] / fit['whole_run_per_s']:.2f}x | {r['flow_gib']:.2f} |")
     largest = by[(sizes[-1], 2)]
-    clustered = (largest["hashes_s"] or 0) + (largest["shards_s"] or 0)
+    clustered = sum(largest[f"{part}_s"] or 0 for part in ("checks", "hashes", "shards"))
     serial = (largest["seconds"] - clustered) / largest["kept"]  # s per house in the flow's process
     core_seconds = clustered * 2 / largest["kept"]  # s per house of one worker core
     shard_bytes = largest["shard_bytes"] / largest["kept"]

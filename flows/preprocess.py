@@ -1,7 +1,7 @@
-"""The preprocess flow: resolve data -> ingest -> duplicates -> filter -> montages -> dataset -> outputs. With a
-Dask cluster (`workers` / `dask_address`) the photos' perceptual hashes and the montage shards are computed
-there, in batches mapped over its workers (the `photo-hashes` and `montage-shards` subflows, on one cluster);
-without one, in this process."""
+"""The preprocess flow: resolve data -> list houses -> ingest -> duplicates -> filter -> montages -> dataset ->
+outputs. With a Dask cluster (`workers` / `dask_address`) every photo's check and sha256, their perceptual hashes
+and the montage shards are computed there, in batches mapped over its workers (the `inspect-photos`,
+`photo-hashes` and `montage-shards` subflows, on one cluster); without one, in this process."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from flows.run_folder import staged
 from tasks.core.cache import Cache
 from tasks.core.cluster import cluster_task_runner, shared_cluster
 from tasks.core.prefect_cache import refreshing, with_results_in
-from tasks.houses import duplicates
+from tasks.houses import duplicates, montages
 from tasks.houses.dataset import Preprocessed, summarize
+from tasks.houses.ingest import hashes_needed
 from tasks.houses.montages import Montages
 from tasks.houses.prefect_tasks import (
     collect_montages_task,
@@ -31,6 +32,8 @@ from tasks.houses.prefect_tasks import (
     duplicates_task,
     filter_task,
     ingest_task,
+    inspect_photos_task,
+    list_houses_task,
     montage_shards_task,
     montages_task,
     photo_hashes_task,
@@ -54,31 +57,48 @@ def _table_file(houses: pd.DataFrame, folder: Path, name: str) -> Path:
     return path
 
 
+@flow(name="inspect-photos", flow_run_name=lambda: f"inspect-photos-{datetime.now():%Y%m%d-%H%M%S}")
+def inspect_photos_flow(config: PreprocessConfig, data_dir: Path, names_file: Path,
+                        hash_photos: bool) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Every listed photo checked and hashed (sha256) in batches on this flow's task runner (a Dask cluster's
+    workers): ingest's reading of every byte, off the flow's process. `names_file`: the photos' names (.npy)."""
+    names = np.load(names_file, allow_pickle=False)
+    batches = duplicates.hash_batches(names, config.workers or 2, most=20000)
+    starts = np.cumsum([0] + [len(batch) for batch in batches[:-1]]).tolist()
+    done = inspect_photos_task.map(unmapped(data_dir), batches, starts, unmapped(hash_photos),
+                                   list(range(1, len(batches) + 1))).result()
+    return (np.concatenate([digests for digests, _ in done]) if done else np.zeros(0, "S64"),
+            [problem for _, problems in done for problem in problems])
+
+
+def _array_file(array: np.ndarray, folder: Path, name: str) -> Path:
+    """An array (photo names, shard keys) as a .npy file for a subflow (see _table_file)."""
+    path = folder / f"{name}.npy"
+    np.save(path, array, allow_pickle=False)
+    return path
+
+
 @flow(name="photo-hashes", flow_run_name=lambda: f"photo-hashes-{datetime.now():%Y%m%d-%H%M%S}")
-def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, houses_file: Path) -> duplicates.PhotoHashes:
-    """The perceptual hashes of every photo from the cache, else in batches on this flow's task runner (a Dask
-    cluster's workers). `houses_file`: the houses table (see _table_file)."""
-    houses = pd.read_parquet(houses_file)
-
-    def on_cluster(names: list[str]) -> np.ndarray:
-        batches = duplicates.hash_batches(names, config.workers or 2)
-        done = photo_hashes_task.map(unmapped(data_dir), batches, list(range(1, len(batches) + 1)))
-        return np.concatenate(done.result())
-
-    return duplicates.cached_hashes(Cache(config.cache, get_run_logger(), refreshing()), data_dir, houses, on_cluster)
+def photo_hashes_flow(config: PreprocessConfig, data_dir: Path, names_file: Path) -> np.ndarray:
+    """The perceptual hashes ((N,) uint64) of the photos that `names_file` names (.npy of (N,) S file names: one
+    file of each distinct photo whose hashes are not cached) in batches on this flow's task runner (a Dask
+    cluster's workers)."""
+    batches = duplicates.hash_batches(np.load(names_file, allow_pickle=False), config.workers or 2)
+    done = photo_hashes_task.map(unmapped(data_dir), batches, list(range(1, len(batches) + 1)))
+    return np.concatenate(done.result()) if batches else np.zeros(0, np.uint64)
 
 
 @flow(name="montage-shards", flow_run_name=lambda: f"montage-shards-{datetime.now():%Y%m%d-%H%M%S}")
-def montage_shards_flow(config: PreprocessConfig, data_dir: Path, kept_file: Path) -> Montages:
-    """The montage shards in batches on this flow's task runner (a Dask cluster's workers). `kept_file`: the
-    houses table (see _table_file)."""
-    kept = pd.read_parquet(kept_file)
-    batches = plan_shards_task(kept, config.tile_size, config.workers or 2)
+def montage_shards_flow(config: PreprocessConfig, data_dir: Path, photo_files: Path, keys_file: Path) -> Montages:
+    """The montage shards in batches on this flow's task runner (a Dask cluster's workers). `photo_files`: the
+    houses' numbers and photo names (see _table_file); `keys_file`: the shards' cache keys (.npy)."""
+    keys = [key.decode() for key in np.load(keys_file, allow_pickle=False)]
+    batches = plan_shards_task(pd.read_parquet(photo_files), keys, config.workers or 2)
     build = with_results_in(montage_shards_task, config.cache, config.refresh_cache)
     built = build.map(unmapped(config.cache), unmapped(data_dir), [groups for groups, _ in batches],
                       [keys for _, keys in batches], unmapped(config.tile_size), unmapped(config.on_bad_house),
                       list(range(1, len(batches) + 1)))
-    return collect_montages_task(config.cache, kept, config.tile_size, config.on_bad_house, built.result())
+    return collect_montages_task(config.cache, keys, config.tile_size, config.on_bad_house, built.result())
 
 
 @flow(name="preprocess", flow_run_name=_run_name)
@@ -88,21 +108,29 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
     started = time.perf_counter()
     with staged(config) as config:
         data_dir = resolve_data_task(config.data, config.cache)
-        ingested = ingest_task(data_dir, config.on_bad_house)
         build_montages, build_dataset = (with_results_in(t, config.cache, config.refresh_cache)
                                          for t in (montages_task, dataset_task))
         with ExitStack() as stack:
             address = stack.enter_context(shared_cluster(config.workers, config.dask_address,
                                                          get_run_context().client.api_url))
-            runner = cluster_task_runner(None, address, None) if address else None  # one cluster, two subflows
+            runner = cluster_task_runner(None, address, None) if address else None  # one cluster, three subflows
             tables = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="houses-")))
-            hashes = photo_hashes_flow.with_options(task_runner=runner)(
-                config, data_dir, _table_file(ingested.houses, tables, "read")) if runner else None
+            listing = list_houses_task(data_dir)
+            inspected = inspect_photos_flow.with_options(task_runner=runner)(
+                config, data_dir, _array_file(listing.names, tables, "photos"),
+                hashes_needed(listing, config.on_bad_house)) if runner else None
+            ingested = ingest_task(listing, config.on_bad_house, inspected)
+            del listing, inspected
+            hashes = duplicates.cached_hashes(  # computed on the cluster when not in the cache
+                Cache(config.cache, get_run_logger(), refreshing()), data_dir, ingested.houses,
+                lambda names: photo_hashes_flow.with_options(task_runner=runner)(
+                    config, data_dir, _array_file(names, tables, "hash-names"))) if runner else None
             houses, found = duplicates_task(config.cache, data_dir, ingested.houses, config.duplicates, hashes)
             kept = filter_task(houses, config.min_houses_per_zip)
             if runner:
                 built = montage_shards_flow.with_options(task_runner=runner)(
-                    config, data_dir, _table_file(kept, tables, "kept"))
+                    config, data_dir, _table_file(kept[montages.PHOTO_FILES], tables, "kept"),
+                    _array_file(np.array(montages.shard_plan(kept, config.tile_size)[1], "S64"), tables, "keys"))
             else:
                 built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)

@@ -149,6 +149,9 @@ MUTANTS = [
     Mutant("duplicate groups not kept whole", "houses that share a photo or a record are on one side of every split",
            "tasks/core/splits.py", "        sides[members] = int(np.argmax(held))  # argmax: the first of the largest",
            "        pass", ("tests/houses/test_duplicates.py",), fast=True),
+    Mutant("photo digests placed in listing order, not at their house and kind", "each photo's sha256 is its own "
+           "file's", "tasks/houses/ingest.py", "    shas[listing.rows, listing.kinds] = digests",
+           "    shas.ravel()[:len(digests)] = digests", ("tests/houses/test_ingest.py",), fast=True),
     Mutant("photo hashes looked up by position, not by sha256", "each photo is compared by its own perceptual hash",
            "tasks/houses/duplicates.py", "        return self.phash[at]",
            "        return np.resize(self.phash, len(shas))",

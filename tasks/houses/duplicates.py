@@ -47,10 +47,10 @@ def perceptual_hash(path: Path) -> int:
     return int(str(imagehash.phash(Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).convert("L"))), 16)
 
 
-def perceptual_hashes(data_dir: Path, names: list[str], workers: int = 2) -> np.ndarray:
-    """(N,) uint64 pHashes of the photos `names` (files under `data_dir`), in their order."""
+def perceptual_hashes(data_dir: Path, names: np.ndarray, workers: int = 2) -> np.ndarray:
+    """(N,) uint64 pHashes of the photos `names` ((N,) S file names under `data_dir`), in their order."""
     with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV decodes without the GIL
-        return np.fromiter(pool.map(perceptual_hash, [Path(data_dir) / name for name in names]), np.uint64,
+        return np.fromiter(pool.map(perceptual_hash, [Path(data_dir) / name.decode() for name in names]), np.uint64,
                            len(names))
 
 
@@ -117,16 +117,19 @@ class PhotoHashes:
         return cls(shas, table.column("phash").to_numpy())
 
 
-def _photo_files(houses: pd.DataFrame, photos: np.ndarray) -> list[str]:
-    """The file names of the photos at positions `photos` of _photo_column's order."""
-    return _photo_column(houses, "photo")[photos].tolist()
+def _photo_files(houses: pd.DataFrame, photos: np.ndarray) -> np.ndarray:
+    """The file names ((N,) S) of the photos at positions `photos` of _photo_column's order, from the table's
+    Arrow buffers (no Python string per photo)."""
+    names = np.stack([parquet.padded_strings(pa.array(houses[f"photo_{kind}"])) for kind in PHOTO_KINDS], axis=1)
+    return names.ravel()[photos]
 
 
 def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
-                  compute: Callable[[list[str]], np.ndarray] | None = None) -> PhotoHashes:
+                  compute: Callable[[np.ndarray], np.ndarray] | None = None) -> PhotoHashes:
     """The pHash of every photo of `houses`, from the cache entry of these photos' contents (a re-run with the
     same photos hashes nothing). `compute` (file names: their (N,) uint64 pHashes) does the hashing when the
-    entry is missing: by default here on two threads, on a cluster's workers when given."""
+    entry is missing: by default here on two threads, on a cluster's workers when given. `houses` needs only its
+    photo_<kind> and sha_<kind> columns."""
     shas, first = np.unique(photo_shas(houses), return_index=True)
     key = digest(STAGE, code_version(sys.modules[__name__]), hashlib.sha256(shas.tobytes()).hexdigest())
     folder = cache.lookup(STAGE, key)
@@ -139,9 +142,10 @@ def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,
     return PhotoHashes.read(folder / "hashes.parquet")
 
 
-def hash_batches(names: list[str], workers: int) -> list[list[str]]:
-    """The photos to hash in batches for a cluster: four per worker, at most 2,000 photos each."""
-    size = max(1, min(2000, -(-len(names) // (4 * workers))))
+def hash_batches(names: np.ndarray, workers: int, most: int = 5000) -> list[np.ndarray]:
+    """The photos to hash in batches for a cluster: four per worker, at most `most` photos each (each task costs
+    the flow's process about 0.2 MB of bookkeeping until the run ends)."""
+    size = max(1, min(most, -(-len(names) // (4 * workers))))
     return [names[i:i + size] for i in range(0, len(names), size)]
 
 
@@ -254,7 +258,7 @@ def find_duplicates(houses: pd.DataFrame, hashes: PhotoHashes, policy: Duplicate
     within = photo_house[pairs[:, 0]] == photo_house[pairs[:, 1]]
     kinds = (("same_photo_two_rooms", pairs[within]), ("shared_photos", pairs[~within]))
     shown = np.unique(np.concatenate([rows[:LISTED, :2].ravel() for _, rows in kinds]))  # the photos listed
-    file_of = dict(zip(shown.tolist(), _photo_files(houses, shown)))
+    file_of = {at: name.decode() for at, name in zip(shown.tolist(), _photo_files(houses, shown))}
     for listed, rows in kinds:
         found.counts[listed] = len(rows)
         for i, j, bits in rows[:LISTED].tolist():

@@ -9,24 +9,31 @@ per house named `{n}_{bathroom,bedroom,frontal,kitchen}.{jpg,jpeg,png}`.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import os
-import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.core.errors import DataError, DataErrors
+from tasks.core.files import atomic_path
 from tasks.core.hashing import file_sha256
+from tasks.core.parquet import padded_strings
 
 # Sorted by file name, as in the tutorials: this is also the montage's tile order.
 PHOTO_KINDS = ("bathroom", "bedroom", "frontal", "kitchen")
 ATTRIBUTE_COLUMNS = ("bedrooms", "bathrooms", "area", "zipcode", "price")
 SPACE_SEPARATED_NAME = "HousesInfo.txt"
-PHOTO_NAME = re.compile(r"^(\d+)_(bathroom|bedroom|frontal|kitchen)\.(jpe?g|png)$", re.IGNORECASE)
+PHOTO_NAME = r"(?i)^(?P<house>\d{1,18})_(?P<kind>bathroom|bedroom|frontal|kitchen)\.(?:jpe?g|png)$"  # RE2
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,6 +62,31 @@ class Ingested:
                   for name, sha in zip(self.houses[f"photo_{kind}"], self.houses[f"sha_{kind}"])}
         return {"attributes": {self.attributes_file.name: self.attributes_sha256},
                 "photos": dict(sorted(photos.items()))}
+
+    def write_manifest(self, path: Path, block: int = 10000) -> Path:
+        """The manifest as JSON (json.dumps(manifest, indent=2), byte for byte), written `block` photos at a
+        time from the table's Arrow columns: no dict of every photo's name and hash in memory at once."""
+        names, shas = (pa.concat_arrays([_arrow(self.houses[f"{column}_{kind}"]) for kind in PHOTO_KINDS])
+                       for column in ("photo", "sha"))
+        order = pc.sort_indices(names)  # UTF-8 bytes sort as the code points Python sorts by
+        attributes = f"{json.dumps(self.attributes_file.name)}: {json.dumps(self.attributes_sha256)}"
+        with atomic_path(path) as tmp, open(tmp, "w") as out:
+            out.write(f'{{\n  "attributes": {{\n    {attributes}\n  }},\n  "photos": {{' if len(order) else
+                      f'{{\n  "attributes": {{\n    {attributes}\n  }},\n  "photos": {{}}\n}}\n')
+            for start in range(0, len(order), block):
+                rows = order.slice(start, block)
+                out.write(",\n    " if start else "\n    ")
+                out.write(",\n    ".join(f"{json.dumps(name)}: {json.dumps(sha)}" for name, sha in
+                                          zip(names.take(rows).to_pylist(), shas.take(rows).to_pylist())))
+            if len(order):
+                out.write("\n  }\n}\n")
+        return path
+
+
+def _arrow(column: pd.Series) -> pa.Array:
+    """A column's Arrow array (one chunk)."""
+    array = pa.array(column)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def find_attributes_file(data_dir: Path) -> Path:
@@ -121,18 +153,19 @@ def _text(path: Path, notes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _rows_space_separated(path: Path, text: str) -> list[tuple[int, int, list[str]]]:
-    """(house number, line number, fields); house n is line n."""
-    rows = [(n, n, line.split()) for n, line in enumerate(text.splitlines(), start=1)]
-    first = [f.lower() for f in rows[0][2]] if rows else []
-    if sorted(first) == sorted(ATTRIBUTE_COLUMNS):
-        raise DataError(f"line 1 is a header ({' '.join(first)}), but {SPACE_SEPARATED_NAME} has none: line n holds "
-                        "house n; remove the header, or save the table as a .csv file with a header", path, 1)
-    return rows
+def _rows_space_separated(path: Path, text: str) -> Iterator[tuple[int, int, list[str]]]:
+    """(house number, line number, fields) line by line; house n is line n."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        first = [f.lower() for f in fields]
+        if n == 1 and sorted(first) == sorted(ATTRIBUTE_COLUMNS):
+            raise DataError(f"line 1 is a header ({' '.join(first)}), but {SPACE_SEPARATED_NAME} has none: line n "
+                            "holds house n; remove the header, or save the table as a .csv file with a header", path, 1)
+        yield n, n, fields
 
 
-def _rows_csv(path: Path, text: str, notes: list[str]) -> list[tuple[int, int, list[str]]]:
-    """(house number, line number, fields); blank lines are passed over (they are no row)."""
+def _rows_csv(path: Path, text: str, notes: list[str]) -> Iterator[tuple[int, int, list[str]]]:
+    """(house number, line number, fields) line by line; blank lines are passed over (they are no row)."""
     reader = csv.reader(text.splitlines())
     header = [h.strip().lower() for h in next(reader)]
     missing = [c for c in ATTRIBUTE_COLUMNS if c not in header]
@@ -140,14 +173,14 @@ def _rows_csv(path: Path, text: str, notes: list[str]) -> list[tuple[int, int, l
         raise DataError(f"CSV header lacks column(s) {', '.join(missing)}; header is {header}", path, 1)
     order = [header.index(c) for c in ATTRIBUTE_COLUMNS]
     house_col = header.index("house") if "house" in header else None
-    rows, blank, position = [], [], 0
+    blank, position = [], 0
     for line, fields in enumerate(reader, start=2):
         if not any(f.strip() for f in fields):
             blank.append(line)
             continue
         position += 1
         if len(fields) != len(header):
-            rows.append((position, line, fields))  # reported as a field-count problem below
+            yield position, line, fields  # reported as a field-count problem by the reader
             continue
         number = position
         if house_col is not None:
@@ -155,11 +188,10 @@ def _rows_csv(path: Path, text: str, notes: list[str]) -> list[tuple[int, int, l
                 number = int(fields[house_col])
             except ValueError:
                 raise DataError(f"house is not a whole number: {fields[house_col]!r}", path, line) from None
-        rows.append((number, line, [fields[i].strip() for i in order]))
+        yield number, line, [fields[i].strip() for i in order]
     if blank:
         notes.append(f"{path.name}: passed over blank line(s) {', '.join(map(str, blank[:10]))}"
                      + (" ..." if len(blank) > 10 else ""))
-    return rows
 
 
 def read_attributes(path: Path) -> Attributes:
@@ -170,7 +202,8 @@ def read_attributes(path: Path) -> Attributes:
         raise DataError("the attributes file is empty", path)
     is_csv = path.suffix.lower() == ".csv"
     rows = _rows_csv(path, text, notes) if is_csv else _rows_space_separated(path, text)
-    records, problems, seen = [], [], {}
+    columns: dict[str, list] = {c: [] for c in ("house", "line", *ATTRIBUTE_COLUMNS)}  # a list per column, not a
+    problems, seen = [], {}                                                          # dict per house
     for number, line, fields in rows:
         if not is_csv and not fields:
             problems.append((number, DataError(f"empty line (house {number} has no attributes; line n holds house n, "
@@ -191,92 +224,163 @@ def read_attributes(path: Path) -> Attributes:
             problems.append((number, DataError(f"house {number} also appears on line {seen[number]}", path, line)))
             continue
         seen[number] = line
-        records.append({"house": number, "line": line, **values})
-    if not records and not problems:
+        for column, value in (("house", number), ("line", line), *values.items()):
+            columns[column].append(value)
+    if not columns["house"] and not problems:
         raise DataError("the attributes file has no houses", path)
-    frame = pd.DataFrame.from_records(
-        records, columns=["house", "line", *ATTRIBUTE_COLUMNS]
-    ).astype({"house": "int64", "line": "int64", "zipcode": "int64"})
+    frame = pd.DataFrame({c: np.array(v, np.int64 if c in ("house", "line", "zipcode") else np.float64)
+                          for c, v in columns.items()})
     return Attributes(frame, problems, notes)
 
 
-def _check_photo(path: Path) -> str | None:
-    """A cheap up-front check; full decoding happens when montages are built."""
-    size = path.stat().st_size
-    if size == 0:
-        return "photo is empty (0 bytes)"
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if not (head.startswith(JPEG_MAGIC) or head.startswith(PNG_MAGIC)):
-        return "photo is not a JPEG or PNG image"
-    return None
+def photo_table(data_dir: Path) -> pd.DataFrame:
+    """house (int64), kind, name of every photo file of the folder, in house and kind order (of two files of one
+    house and kind, the first name in sorted order). Built from the listing as Arrow columns: no Python object
+    per photo once it is done."""
+    names = pa.array(os.listdir(data_dir), pa.string())
+    parts = pc.extract_regex(names, PHOTO_NAME)
+    found = parts.is_valid()
+    parts = parts.filter(found)
+    table = pa.table({"house": pc.cast(parts.field("house"), pa.int64()), "kind": pc.utf8_lower(parts.field("kind")),
+                      "name": names.filter(found)})
+    frame = table.sort_by([("house", "ascending"), ("kind", "ascending"), ("name", "ascending")]).to_pandas()
+    return frame.drop_duplicates(["house", "kind"]).reset_index(drop=True)
 
 
 def find_photos(data_dir: Path) -> dict[int, dict[str, Path]]:
-    return {number: {kind: data_dir / name for kind, name in kinds.items()}
-            for number, kinds in _photo_names(data_dir).items()}
+    """house -> kind -> path of a folder's photos (for a few houses: a Python object per photo)."""
+    found: dict[int, dict[str, Path]] = {}
+    for house, kind, name in photo_table(data_dir).itertuples(index=False):
+        found.setdefault(house, {})[kind] = data_dir / name
+    return found
 
 
-def _photo_names(data_dir: Path) -> dict[int, dict[str, str]]:
-    """house -> kind -> file name (names, not paths: a few dozen bytes a photo, for hundreds of thousands)."""
-    names: dict[int, dict[str, str]] = {}
-    with os.scandir(data_dir) as entries:
-        for entry in entries:
-            match = PHOTO_NAME.match(entry.name)
-            if match:
-                names.setdefault(int(match[1]), {})[match[2].lower()] = entry.name
-    return names
+@dataclass
+class Listing:
+    """A Houses-format folder read without opening a photo: the attributes, each house's photo names, what is
+    wrong so far; `names` are the photos to inspect (inspect_photos), house by house and kind by kind."""
+
+    data_dir: Path
+    attributes_file: Path
+    houses: pd.DataFrame  # house, line, ATTRIBUTE_COLUMNS, photo_<kind> ("" where missing), in the file's order
+    problems: list[DataError]  # lines of the attributes file, photos of houses it has no line for
+    bad: dict[int, str]  # house -> the first problem found with it
+    missing: list[tuple[int, int, DataError]]  # (row, kind index, problem): photos not in the folder
+    houses_read: int
+    notes: list[str]
+    names: np.ndarray  # (P,) S: the photos present, of the houses with valid attributes
+    rows: np.ndarray  # (P,) int64: their rows of `houses`
+    kinds: np.ndarray  # (P,) int8: their kind (index into PHOTO_KINDS)
 
 
-def _sha256_of_files(data_dir: Path, names: list[str], workers: int, chunk: int = 512) -> list[str]:
-    """sha256 of each file, on `workers` threads (hashlib releases the GIL), a chunk at a time: a future per
-    file submitted at once would cost about 2 KB each until the last is done."""
-    hashes: list[str] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(names), chunk):
-            hashes.extend(pool.map(file_sha256, [data_dir / name for name in names[start:start + chunk]]))
-    return hashes
-
-
-def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: int = 2) -> Ingested:
-    """Read and validate a Houses-format folder; raise DataErrors listing every problem found."""
+def list_houses(data_dir: Path) -> Listing:
+    """Read the attributes file and pair each house with its photos' names."""
     data_dir = Path(data_dir)
     attributes_file = find_attributes_file(data_dir)
     attributes = read_attributes(attributes_file)
     frame = attributes.houses
     problems = [problem for _, problem in attributes.problems]
-    houses_read = len(frame) + len(problems)  # one per line of the attributes file
     bad = {house: str(problem) for house, problem in attributes.problems}  # house -> reason, for the summary
 
-    photos = _photo_names(data_dir)
-    for number in sorted(set(photos) - set(frame["house"]) - set(bad)):
-        problem = DataError(
-            f"photos for house {number} but {attributes_file.name} has no line for it", data_dir)
+    photos = photo_table(data_dir)
+    orphans = np.setdiff1d(photos["house"].to_numpy(), np.union1d(frame["house"].to_numpy(), list(bad)))
+    for number in orphans.tolist():
+        problem = DataError(f"photos for house {number} but {attributes_file.name} has no line for it", data_dir)
         problems.append(problem)
         bad[number] = str(problem)
 
-    photo_columns = {kind: [] for kind in PHOTO_KINDS}
-    for number in frame["house"]:
-        for kind in PHOTO_KINDS:
-            name = photos.get(number, {}).get(kind)
-            reason = "photo is missing" if name is None else _check_photo(data_dir / name)
-            if reason:
-                problem = DataError(f"{reason} (house {number}, {kind})", data_dir / (name or f"{number}_{kind}.jpg"))
-                problems.append(problem)
-                bad.setdefault(number, str(problem))
-            photo_columns[kind].append(name or "")
+    missing = []
+    for index, kind in enumerate(PHOTO_KINDS):
+        of_kind = photos[photos["kind"] == kind].set_index("house")["name"]
+        column = of_kind.reindex(frame["house"]).reset_index(drop=True)
+        for row in np.flatnonzero(column.isna().to_numpy()).tolist():
+            number = int(frame["house"].iat[row])
+            missing.append((row, index, DataError(f"photo is missing (house {number}, {kind})",
+                                                  data_dir / f"{number}_{kind}.jpg")))
+        frame[f"photo_{kind}"] = column.fillna("")
     del photos
 
-    if problems and on_bad_house == "fail":
-        raise DataErrors(problems, SKIP_HINT)
-    for kind in PHOTO_KINDS:
-        frame[f"photo_{kind}"] = photo_columns[kind]
-    frame = frame[~frame["house"].isin(bad)].sort_values("house").reset_index(drop=True)
-    if frame.empty:
-        raise DataErrors(problems, SKIP_HINT) if problems else DataError("no houses to read", data_dir)
+    matrix = np.stack([padded_strings(pa.array(frame[f"photo_{kind}"])) for kind in PHOTO_KINDS], axis=1)
+    rows, kinds = np.nonzero(matrix != b"")
+    pa.default_memory_pool().release_unused()  # the listing's sort and regex pages, else kept by the allocator
+    return Listing(data_dir, attributes_file, frame, problems, bad, missing, len(frame) + len(attributes.problems),
+                   attributes.notes, matrix[rows, kinds], rows.astype(np.int64), kinds.astype(np.int8))
 
-    for kind in PHOTO_KINDS:
-        frame[f"sha_{kind}"] = _sha256_of_files(data_dir, list(frame[f"photo_{kind}"]), workers)
+
+def inspect_photo(path: str, hash_photo: bool = True) -> tuple[bytes, str | None]:
+    """(sha256 hex digest, b"" without `hash_photo`; problem or None) of one photo, read once: empty, not a JPEG
+    or PNG, unreadable. Full decoding happens when montages are built."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if not head:
+                return b"", "photo is empty (0 bytes)"
+            if not (head.startswith(JPEG_MAGIC) or head.startswith(PNG_MAGIC)):
+                return b"", "photo is not a JPEG or PNG image"
+            if not hash_photo:
+                return b"", None
+            handle.seek(0)
+            return hashlib.file_digest(handle, "sha256").hexdigest().encode(), None
+    except OSError as error:
+        return b"", f"photo cannot be read ({error.strerror or error})"
+
+
+def inspect_photos(data_dir: Path, names: np.ndarray, workers: int, hash_photos: bool = True,
+                   chunk: int = 512) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Every photo of `names` ((P,) S file names under `data_dir`) inspected on `workers` threads (hashlib releases
+    the GIL), a chunk at a time: their (P,) S64 sha256 hex digests (b"" where a problem was found) and the
+    problems by position. Paths are plain strings (pathlib would intern every name for good)."""
+    folder = os.fspath(data_dir)
+    digests = np.zeros(len(names), "S64")
+    problems = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(names), chunk):
+            paths = [os.path.join(folder, name.decode()) for name in names[start:start + chunk]]
+            for at, (sha, problem) in enumerate(pool.map(inspect_photo, paths, [hash_photos] * len(paths)), start):
+                digests[at] = sha
+                if problem:
+                    problems.append((at, problem))
+    return digests, problems
+
+
+def ingested(listing: Listing, digests: np.ndarray, problems: list[tuple[int, str]],
+             on_bad_house: OnBadHouse) -> Ingested:
+    """The houses that passed, with their photos' hashes, from a listing and its photos' inspection (`digests`,
+    `problems`: inspect_photos' result for `listing.names`); DataErrors listing every problem in `fail` mode."""
+    frame = listing.houses.copy()
+    found = list(listing.missing)
+    for at, reason in problems:
+        row, kind = int(listing.rows[at]), int(listing.kinds[at])
+        number = int(frame["house"].iat[row])
+        found.append((row, kind, DataError(f"{reason} (house {number}, {PHOTO_KINDS[kind]})",
+                                           listing.data_dir / listing.names[at].decode())))
+    all_problems, bad = list(listing.problems), dict(listing.bad)
+    for row, _, problem in sorted(found, key=lambda item: item[:2]):
+        all_problems.append(problem)
+        bad.setdefault(int(frame["house"].iat[row]), str(problem))
+    if all_problems and on_bad_house == "fail":
+        raise DataErrors(all_problems, SKIP_HINT)
+
+    shas = np.zeros((len(frame), len(PHOTO_KINDS)), "S64")
+    shas[listing.rows, listing.kinds] = digests
+    for index, kind in enumerate(PHOTO_KINDS):
+        frame[f"sha_{kind}"] = pd.Series(pa.array(shas[:, index]).cast(pa.string()), index=frame.index)
+    frame = frame[~frame["house"].isin(list(bad))].sort_values("house").reset_index(drop=True)
+    pa.default_memory_pool().release_unused()
+    if frame.empty:
+        raise DataErrors(all_problems, SKIP_HINT) if all_problems else DataError("no houses to read", listing.data_dir)
     skipped = [{"house": n, "reason": r} for n, r in sorted(bad.items())]
-    return Ingested(data_dir, attributes_file, frame, file_sha256(attributes_file), skipped, houses_read,
-                    attributes.notes)
+    return Ingested(listing.data_dir, listing.attributes_file, frame, file_sha256(listing.attributes_file), skipped,
+                    listing.houses_read, listing.notes)
+
+
+def hashes_needed(listing: Listing, on_bad_house: OnBadHouse) -> bool:
+    """Whether the photos' inspection must hash them: not when the run fails anyway (only their problems count)."""
+    return on_bad_house == "skip" or not (listing.problems or listing.missing)
+
+
+def ingest_houses(data_dir: Path, on_bad_house: OnBadHouse = "fail", workers: int = 2) -> Ingested:
+    """Read and validate a Houses-format folder in this process; raise DataErrors listing every problem found."""
+    listing = list_houses(data_dir)
+    digests, problems = inspect_photos(listing.data_dir, listing.names, workers, hashes_needed(listing, on_bad_house))
+    return ingested(listing, digests, problems, on_bad_house)

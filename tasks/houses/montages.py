@@ -86,11 +86,13 @@ def _write_shard(folder: Path, results: list[tuple[int, bytes | None, str | None
     (folder / "failed.json").write_text(json.dumps(failed))
 
 
-def shard_plan(houses: pd.DataFrame, tile_size: int) -> tuple[list[pd.DataFrame], list[str]]:
-    """The houses grouped into shards, and each shard's cache key."""
-    version = code_version(images, montage)
+def shard_plan(houses: pd.DataFrame, tile_size: int | None) -> tuple[list[pd.DataFrame], list[str]]:
+    """The houses grouped into shards, and each shard's cache key (none without a `tile_size`)."""
     shard_ids = (houses["house"] - 1) // SHARD_HOUSES
     groups = [group for _, group in houses.groupby(shard_ids, sort=True)]
+    if tile_size is None:
+        return groups, []
+    version = code_version(images, montage)
     return groups, [_shard_key(group, tile_size, version) for group in groups]
 
 
@@ -123,11 +125,10 @@ def build_shards(cache: Cache, data_dir: Path, todo: list[tuple[pd.DataFrame, st
                 log.info("Montages: %d/%d houses (%.0f houses/s)", done, total, done / (now - started))
 
 
-def collect_montages(cache: Cache, houses: pd.DataFrame, tile_size: int, on_bad_house: OnBadHouse,
+def collect_montages(cache: Cache, keys: list[str], tile_size: int, on_bad_house: OnBadHouse,
                      computed: int, known: dict[str, Path] | None = None) -> Montages:
-    """The stage's result once every shard is in the cache (`computed`: how many this run built; `known`:
-    entries already looked up)."""
-    _, keys = shard_plan(houses, tile_size)
+    """The stage's result once every shard (`keys`: shard_plan's) is in the cache (`computed`: how many this run
+    built; `known`: entries already looked up)."""
     known = known or {}
     found = {key: known.get(key) or cache.lookup(STAGE, key) for key in keys}
     missing = [key for key, entry in found.items() if entry is None]
@@ -140,10 +141,16 @@ def collect_montages(cache: Cache, houses: pd.DataFrame, tile_size: int, on_bad_
                     computed=computed, reused=len(keys) - computed)
 
 
-def shard_batches(houses: pd.DataFrame, tile_size: int, workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
+PHOTO_FILES = ["house", *(f"photo_{kind}" for kind in PHOTO_KINDS)]  # what a shard's worker reads of its houses
+
+
+def shard_batches(photo_files: pd.DataFrame, keys: list[str],
+                  workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
     """The shards in batches for a cluster: about four batches per worker (a task's bookkeeping costs about
-    what a shard does), at most 32 shards each."""
-    groups, keys = shard_plan(houses, tile_size)
+    what a shard does), at most 32 shards each. `photo_files`: the houses' PHOTO_FILES columns, all that a
+    worker reads (the flow's process keeps every task's parameters until the run ends); `keys`: the shards' cache
+    keys (shard_plan)."""
+    groups, _ = shard_plan(photo_files[PHOTO_FILES], None)
     size = max(1, min(32, -(-len(groups) // (4 * workers))))
     return [(groups[i:i + size], keys[i:i + size]) for i in range(0, len(groups), size)]
 
@@ -168,7 +175,7 @@ def build_montages(
                  sum(len(group) for group, _ in todo), len(todo), len(keys) - len(todo), workers)
     build_shards(cache, data_dir, todo, tile_size, on_bad_house, workers, log)
     built = {key: cache.entry_path(STAGE, key) for _, key in todo}
-    return collect_montages(cache, houses, tile_size, on_bad_house, len(todo),
+    return collect_montages(cache, keys, tile_size, on_bad_house, len(todo),
                             {key: entry for key, entry in found.items() if entry is not None} | built)
 
 

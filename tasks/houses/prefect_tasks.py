@@ -45,11 +45,34 @@ def resolve_data_task(source: str, cache_dir: Path) -> Path:
     return resolve_data_source(source, Cache(cache_dir, get_run_logger()))
 
 
+@task(name="list-houses", cache_policy=NO_CACHE)
+def list_houses_task(data_dir: Path) -> ingest.Listing:
+    """Read the attributes file and pair each house with its photos' names (no photo opened yet)."""
+    listing = ingest.list_houses(data_dir)
+    get_run_logger().info("Listed %d houses and %d photos in %s", len(listing.houses), len(listing.names), data_dir)
+    return listing
+
+
+@task(name="inspect-photos", cache_policy=NO_CACHE, task_run_name="inspect-photos-{number}")
+def inspect_photos_task(data_dir: Path, names: np.ndarray, start: int, hash_photos: bool,
+                        number: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """One batch of photos checked and hashed (sha256) on a cluster worker: their digests and problems, at
+    positions from `start` (tasks.houses.ingest.inspect_photos)."""
+    data_dir = _photos_here(data_dir, [name.decode() for name in names])
+    digests, problems = ingest.inspect_photos(data_dir, names, _worker_threads(), hash_photos)
+    return digests, [(start + at, reason) for at, reason in problems]
+
+
 @task(name="ingest", cache_policy=NO_CACHE)
-def ingest_task(data_dir: Path, on_bad_house: ingest.OnBadHouse) -> ingest.Ingested:
-    """Read and validate attributes and photos; hash every input file."""
+def ingest_task(listing: ingest.Listing, on_bad_house: ingest.OnBadHouse,
+                inspected: tuple[np.ndarray, list[tuple[int, str]]] | None = None) -> ingest.Ingested:
+    """Validate the listed houses' photos and hash every input file: `inspected` when a cluster did it, else here
+    on two threads."""
     log = get_run_logger()
-    result = ingest.ingest_houses(data_dir, on_bad_house)
+    if inspected is None:
+        inspected = ingest.inspect_photos(listing.data_dir, listing.names, 2,
+                                          ingest.hashes_needed(listing, on_bad_house))
+    result = ingest.ingested(listing, *inspected, on_bad_house)
     for note in result.notes:
         log.info("Note: %s", note)
     log.info("Read %d houses from %s (%d photos hashed, %d skipped)", result.houses_read, result.attributes_file,
@@ -139,10 +162,10 @@ def _worker_threads() -> int:
 
 
 @task(name="photo-hashes", cache_policy=NO_CACHE, task_run_name="photo-hashes-{number}")
-def photo_hashes_task(data_dir: Path, names: list[str], number: int) -> np.ndarray:
-    """One batch of perceptual hashes on a cluster worker ((N,) uint64, in the order of `names`), on the worker's
-    share of the cores; the flow caches the whole set (tasks.houses.duplicates.cached_hashes)."""
-    data_dir = _photos_here(data_dir, names)
+def photo_hashes_task(data_dir: Path, names: np.ndarray, number: int) -> np.ndarray:
+    """One batch of perceptual hashes on a cluster worker ((N,) uint64, in the order of `names`, (N,) S file
+    names), on the worker's share of the cores; the flow caches the whole set (duplicates.cached_hashes)."""
+    data_dir = _photos_here(data_dir, [name.decode() for name in names])
     started = time.perf_counter()
     hashes = duplicates.perceptual_hashes(data_dir, names, _worker_threads())
     get_run_logger().info("Perceptual hashes of %d photos (%.0f photos/s)", len(hashes),
@@ -151,19 +174,20 @@ def photo_hashes_task(data_dir: Path, names: list[str], number: int) -> np.ndarr
 
 
 @task(name="collect-montages", cache_policy=NO_CACHE)
-def collect_montages_task(cache_dir: Path, houses: pd.DataFrame, tile_size: int, on_bad_house: ingest.OnBadHouse,
+def collect_montages_task(cache_dir: Path, keys: list[str], tile_size: int, on_bad_house: ingest.OnBadHouse,
                           built: list[montages.ShardBatch]) -> montages.Montages:
     """The montage stage's result once every shard batch is done."""
-    result = montages.collect_montages(Cache(cache_dir, get_run_logger()), houses, tile_size, on_bad_house,
+    result = montages.collect_montages(Cache(cache_dir, get_run_logger()), keys, tile_size, on_bad_house,
                                        sum(batch.built for batch in built))
     get_run_logger().info("Montage shards: %d built, %d reused from the cache", result.computed, result.reused)
     return result
 
 
 @task(name="plan-montage-shards", cache_policy=NO_CACHE)
-def plan_shards_task(houses: pd.DataFrame, tile_size: int, workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
+def plan_shards_task(photo_files: pd.DataFrame, keys: list[str],
+                     workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
     """The montage shards in batches, about four per worker."""
-    return montages.shard_batches(houses, tile_size, workers)
+    return montages.shard_batches(photo_files, keys, workers)
 
 
 @task(**cached("build-dataset", _dataset_entry))
@@ -181,7 +205,7 @@ def dataset_task(cache_dir: Path, kept: pd.DataFrame, built: montages.Montages,
 def write_outputs_task(out: Path, summary: dict, ingested: ingest.Ingested, dataset: Dataset,
                        built: montages.Montages, export_dir: Path | None, found: duplicates.Duplicates) -> Path:
     """summary.json, manifest.json, encoders.json and duplicates.md into --out; montages as PNG if asked."""
-    atomic_write_json(out / "manifest.json", ingested.manifest)
+    ingested.write_manifest(out / "manifest.json")
     atomic_write_text(out / "duplicates.md", duplicates.markdown(found))
     atomic_copy(dataset.encoders_path, out / "encoders.json")
     if export_dir is not None:

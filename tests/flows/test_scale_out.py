@@ -1,6 +1,7 @@
-"""Preprocessing on a local Dask cluster of two worker processes (Prefect tasks for batches of montage shards
-and of perceptual hashes) builds the same cache, byte for byte, as a run in one process: the shards, the photos'
-hashes and the dataset's split files; and the classifier's labelled images decoded there, the same file."""
+"""Preprocessing on a local Dask cluster of two worker processes (Prefect tasks for batches of photos to check and
+hash, of perceptual hashes and of montage shards) builds the same cache, byte for byte, as a run in one process:
+the manifest of every input's sha256, the shards, the photos' hashes and the dataset's split files; and the
+classifier's labelled images decoded there, the same file."""
 
 from __future__ import annotations
 
@@ -47,7 +48,10 @@ def test_shards_built_on_two_dask_workers_equal_those_built_in_one_process(tmp_p
     assert _files(tmp_path / "cluster", "montages") == shards
     assert _files(tmp_path / "cluster", "dataset") == _files(tmp_path / "local", "dataset")
     assert _files(tmp_path / "cluster", "photo-hashes") == _files(tmp_path / "local", "photo-hashes")
-    for subflow in ("montage-shards", "photo-hashes"):  # both ran on the cluster, as mapped tasks
+    # ingest's check and sha256 of every photo, done on the workers: the same manifest, byte for byte
+    manifests = [(tmp_path / f"out-{name}" / "manifest.json").read_bytes() for name in ("local", "cluster")]
+    assert manifests[0] == manifests[1] and manifests[0].count(b".jpg") == 800
+    for subflow in ("montage-shards", "photo-hashes", "inspect-photos"):  # all ran on the cluster, as mapped tasks
         assert f"{subflow}-1" in outputs["cluster"] and subflow not in outputs["local"]
 
 

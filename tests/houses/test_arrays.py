@@ -34,3 +34,16 @@ def test_a_montage_of_another_size_is_refused(tmp_path):
     _split(tmp_path / "train.parquet", montages)
     with pytest.raises(ValueError, match="a montage that is not 48 bytes"):
         read_split(tmp_path / "train.parquet", ("montage",))
+
+
+def test_strings_become_padded_bytes_from_their_arrow_buffers_in_blocks():
+    from tasks.core.parquet import padded_strings
+
+    names = ["12_bathroom.jpg", None, "", "7_kitchen.png", "x" * 40, "é_frontal.jpg"]
+    column = pa.chunked_array([pa.array(names[:3]), pa.array(["skip", *names[3:]]).slice(1), pa.array([], pa.string())])
+    expected = [(name or "").encode() for name in names]
+    for block in (1, 2, 1000):  # a block boundary inside a chunk, at every row, none
+        out = padded_strings(column, block)
+        assert out.dtype == np.dtype("S40") and out.tolist() == expected
+    assert padded_strings(pa.array(["aa", "bbb", "c"]).slice(1, 2)).tolist() == [b"bbb", b"c"]
+    assert len(padded_strings(pa.array([], pa.string()))) == 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -25,6 +26,15 @@ def test_manifest_records_each_input_files_hash(houses: Path):
     assert len(manifest["photos"]) == 48
     assert manifest["photos"]["3_kitchen.jpg"] == file_sha256(houses / "3_kitchen.jpg")
     assert manifest["attributes"]["HousesInfo.txt"] == file_sha256(houses / "HousesInfo.txt")
+
+
+def test_the_manifest_file_is_the_manifest_as_json_written_block_by_block(houses: Path, tmp_path: Path):
+    result = ingest_houses(houses)
+    expected = json.dumps(result.manifest, indent=2) + "\n"
+    for block in (1, 7, 10000):
+        assert result.write_manifest(tmp_path / f"manifest-{block}.json", block).read_text() == expected
+    result.houses = result.houses.iloc[:0]
+    assert result.write_manifest(tmp_path / "empty.json").read_text() == json.dumps(result.manifest, indent=2) + "\n"
 
 
 def test_csv_with_header_gives_the_same_houses(tmp_path: Path, houses: Path):
@@ -62,6 +72,28 @@ def test_zero_byte_photo_is_named(houses: Path):
 def test_photo_that_is_not_an_image_is_named(houses: Path):
     (houses / "2_bedroom.jpg").write_text("not a picture")
     assert "2_bedroom.jpg: photo is not a JPEG or PNG image" in _error(houses)
+
+
+def test_a_photo_that_cannot_be_read_is_named(houses: Path):
+    (houses / "6_frontal.jpg").unlink()
+    (houses / "6_frontal.jpg").mkdir()  # a folder by a photo's name
+    assert "6_frontal.jpg: photo cannot be read (Is a directory) (house 6, frontal)" in _error(houses)
+
+
+def test_of_two_files_for_one_photo_the_first_name_in_order_is_taken(houses: Path):
+    (houses / "2_Kitchen.PNG").write_bytes((houses / "1_kitchen.jpg").read_bytes())
+    (houses / "007_frontal.jpg").write_bytes((houses / "1_frontal.jpg").read_bytes())  # house 7, leading zeros
+    (houses / "notes_frontal.jpg").write_text("not a house's photo: passed over")
+    result = ingest_houses(houses)
+    assert result.houses.loc[1, "photo_kitchen"] == "2_Kitchen.PNG"  # before 2_kitchen.jpg in byte order
+    assert result.houses.loc[1, "sha_kitchen"] == file_sha256(houses / "2_Kitchen.PNG")
+    assert result.houses.loc[6, "photo_frontal"] == "007_frontal.jpg"
+
+
+def test_photo_names_and_hashes_are_arrow_columns_not_python_strings(houses: Path):
+    table = ingest_houses(houses).houses
+    for column in ("photo_frontal", "sha_kitchen"):
+        assert table[column].dtype == "str" and table[column].array.__class__.__name__ == "ArrowStringArray"
 
 
 def test_wrong_number_of_fields_names_file_and_line(houses: Path):
@@ -121,6 +153,9 @@ def test_skip_leaves_bad_houses_out_and_lists_them(houses: Path):
     assert len(result.houses) == 10
     assert [item["house"] for item in result.skipped] == [3, 8]
     assert "cheap" in result.skipped[0]["reason"]
+    # a house with a photo missing does not shift the hashes of the photos after it
+    assert len(result.manifest["photos"]) == 40
+    assert all(sha == file_sha256(houses / name) for name, sha in result.manifest["photos"].items())
 
 
 def _lines(houses: Path) -> list[str]:
