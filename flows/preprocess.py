@@ -21,6 +21,7 @@ from flows.config import PreprocessConfig, run_parameter
 from flows.run_folder import staged
 from tasks.core.cache import Cache
 from tasks.core.cluster import cluster_task_runner, shared_cluster
+from tasks.core.parquet import release_unused_memory
 from tasks.core.prefect_cache import refreshing, with_results_in
 from tasks.houses import duplicates, montages
 from tasks.houses.dataset import Preprocessed, summarize
@@ -39,6 +40,7 @@ from tasks.houses.prefect_tasks import (
     photo_hashes_task,
     plan_shards_task,
     resolve_data_task,
+    write_manifest_task,
     write_outputs_task,
 )
 
@@ -120,22 +122,28 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
                 config, data_dir, _array_file(listing.names, tables, "photos"),
                 hashes_needed(listing, config.on_bad_house)) if runner else None
             ingested = ingest_task(listing, config.on_bad_house, inspected)
+            write_manifest_task(config.out, ingested)
             del listing, inspected
+            release_unused_memory()
             hashes = duplicates.cached_hashes(  # computed on the cluster when not in the cache
                 Cache(config.cache, get_run_logger(), refreshing()), data_dir, ingested.houses,
                 lambda names: photo_hashes_flow.with_options(task_runner=runner)(
                     config, data_dir, _array_file(names, tables, "hash-names"))) if runner else None
             houses, found = duplicates_task(config.cache, data_dir, ingested.houses, config.duplicates, hashes)
+            houses_read, skipped = ingested.houses_read, ingested.skipped
+            del ingested, hashes  # the table as read: `houses` has its rows from here on (one table in memory)
             kept = filter_task(houses, config.min_houses_per_zip)
+            del houses
+            release_unused_memory()
             if runner:
                 built = montage_shards_flow.with_options(task_runner=runner)(
                     config, data_dir, _table_file(kept[montages.PHOTO_FILES], tables, "kept"),
                     _array_file(np.array(montages.shard_plan(kept, config.tile_size)[1], "S64"), tables, "keys"))
             else:
                 built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
+            release_unused_memory()
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
-        summary = summarize(config.model_dump(mode="json"), ingested.houses_read, ingested.skipped, built, dataset,
-                            found.summary())
+        summary = summarize(config.model_dump(mode="json"), houses_read, skipped, built, dataset, found.summary())
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        write_outputs_task(config.out, summary, ingested, dataset, built, config.export_montages, found)
+        write_outputs_task(config.out, summary, dataset, built, config.export_montages, found)
         return Preprocessed(dataset, summary)

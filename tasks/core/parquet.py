@@ -19,6 +19,13 @@ if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
     pa.set_memory_pool(pa.system_memory_pool())
 
 
+def release_unused_memory() -> None:
+    """Give the memory freed so far back to the system: Arrow's pool, and with the system allocator glibc's
+    free pages anywhere in its heaps (malloc_trim), which it would otherwise keep for this process. Called
+    between the stages of a flow that hold tables of every house."""
+    pa.default_memory_pool().release_unused()
+
+
 def write_table(table: pa.Table, path: Path, **options) -> None:
     pq.write_table(table, path, write_page_checksum=True, **options)
 

@@ -95,7 +95,7 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
         while pending[name].num_rows >= at_least:
             writers[name].write_table(pending[name].slice(0, ROW_GROUP).combine_chunks())
             pending[name] = pending[name].slice(ROW_GROUP)
-            pa.default_memory_pool().release_unused()  # else the allocator keeps each row group's pages
+            parquet.release_unused_memory()  # else the allocator keeps each row group's pages
 
     try:
         for shard in montages.shards:

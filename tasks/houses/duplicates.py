@@ -299,7 +299,8 @@ def dedupe(cache: Cache, data_dir: Path, houses: pd.DataFrame, policy: Duplicate
 def apply_policy(houses: pd.DataFrame, found: Duplicates) -> pd.DataFrame:
     """The houses less the dropped copies, with their `group` column."""
     kept = houses[~houses["house"].isin(found.dropped)].reset_index(drop=True)
-    return kept.assign(group=[found.group_of[int(h)] for h in kept["house"]])
+    numbers = kept["house"].to_numpy()
+    return kept.assign(group=np.fromiter((found.group_of[h] for h in numbers.tolist()), np.int64, len(numbers)))
 
 
 def warnings(found: Duplicates) -> list[str]:

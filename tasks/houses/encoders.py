@@ -24,7 +24,10 @@ def filter_zipcodes(houses: pd.DataFrame, min_houses: int) -> pd.DataFrame:
     """Keep the houses whose zip code has at least `min_houses` houses (order kept)."""
     counts = houses["zipcode"].value_counts()
     keep = counts[counts >= min_houses].index
-    kept = houses[houses["zipcode"].isin(keep)]
+    chosen = houses["zipcode"].isin(keep)
+    if chosen.all():  # the same table, not a copy of it
+        return houses if houses.index.equals(pd.RangeIndex(len(houses))) else houses.reset_index(drop=True)
+    kept = houses[chosen]
     if kept.empty:
         raise DataError(
             f"--min-houses-per-zip {min_houses} leaves no houses: the largest zip code has "

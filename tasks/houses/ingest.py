@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from tasks.core.errors import DataError, DataErrors
 from tasks.core.files import atomic_path
 from tasks.core.hashing import file_sha256
-from tasks.core.parquet import padded_strings
+from tasks.core.parquet import padded_strings, release_unused_memory
 
 # Sorted by file name, as in the tutorials: this is also the montage's tile order.
 PHOTO_KINDS = ("bathroom", "bedroom", "frontal", "kitchen")
@@ -302,7 +302,7 @@ def list_houses(data_dir: Path) -> Listing:
 
     matrix = np.stack([padded_strings(pa.array(frame[f"photo_{kind}"])) for kind in PHOTO_KINDS], axis=1)
     rows, kinds = np.nonzero(matrix != b"")
-    pa.default_memory_pool().release_unused()  # the listing's sort and regex pages, else kept by the allocator
+    release_unused_memory()  # the listing's sort and regex pages, else kept by the allocator
     return Listing(data_dir, attributes_file, frame, problems, bad, missing, len(frame) + len(attributes.problems),
                    attributes.notes, matrix[rows, kinds], rows.astype(np.int64), kinds.astype(np.int8))
 
@@ -366,7 +366,7 @@ def ingested(listing: Listing, digests: np.ndarray, problems: list[tuple[int, st
     for index, kind in enumerate(PHOTO_KINDS):
         frame[f"sha_{kind}"] = pd.Series(pa.array(shas[:, index]).cast(pa.string()), index=frame.index)
     frame = frame[~frame["house"].isin(list(bad))].sort_values("house").reset_index(drop=True)
-    pa.default_memory_pool().release_unused()
+    release_unused_memory()
     if frame.empty:
         raise DataErrors(all_problems, SKIP_HINT) if all_problems else DataError("no houses to read", listing.data_dir)
     skipped = [{"house": n, "reason": r} for n, r in sorted(bad.items())]

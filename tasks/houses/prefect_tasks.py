@@ -201,11 +201,17 @@ def dataset_task(cache_dir: Path, kept: pd.DataFrame, built: montages.Montages,
     return result
 
 
+@task(name="write-manifest", cache_policy=NO_CACHE)
+def write_manifest_task(out: Path, ingested: ingest.Ingested) -> Path:
+    """manifest.json into --out (a staging folder until the run succeeds): the sha256 of every input kept, written
+    as soon as they are known so that the table as read need not stay in memory until the end."""
+    return ingested.write_manifest(out / "manifest.json")
+
+
 @task(name="write-outputs", cache_policy=NO_CACHE)
-def write_outputs_task(out: Path, summary: dict, ingested: ingest.Ingested, dataset: Dataset,
-                       built: montages.Montages, export_dir: Path | None, found: duplicates.Duplicates) -> Path:
-    """summary.json, manifest.json, encoders.json and duplicates.md into --out; montages as PNG if asked."""
-    ingested.write_manifest(out / "manifest.json")
+def write_outputs_task(out: Path, summary: dict, dataset: Dataset, built: montages.Montages, export_dir: Path | None,
+                       found: duplicates.Duplicates) -> Path:
+    """summary.json, encoders.json and duplicates.md into --out; montages as PNG if asked."""
     atomic_write_text(out / "duplicates.md", duplicates.markdown(found))
     atomic_copy(dataset.encoders_path, out / "encoders.json")
     if export_dir is not None:
