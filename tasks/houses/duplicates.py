@@ -30,7 +30,7 @@ from tasks.core import parquet
 from tasks.core.cache import Cache
 from tasks.core.hashing import code_version, digest
 from tasks.core.images import read_image
-from tasks.houses.ingest import ATTRIBUTE_COLUMNS, PHOTO_KINDS, DuplicatePolicy
+from tasks.houses.ingest import ATTRIBUTE_COLUMNS, PHOTO_KINDS, DuplicatePolicy, photo_names
 
 STAGE = "photo-hashes"
 NEAR_IDENTICAL_BITS = 6  # of 64: real-data copies are 0-2 bits apart, distinct photos >= 10
@@ -54,12 +54,6 @@ def perceptual_hashes(data_dir: Path, names: np.ndarray, workers: int = 2) -> np
                            len(names))
 
 
-def _photo_column(houses: pd.DataFrame, prefix: str) -> np.ndarray:
-    """`prefix`_<kind> of every photo, house by house and kind by kind (the order near_pairs' indices follow):
-    an object array of the table's own strings, not copies of them."""
-    return houses[[f"{prefix}_{kind}" for kind in PHOTO_KINDS]].to_numpy().ravel()
-
-
 _NIBBLE = np.full(256, 255, np.uint8)  # an ASCII hex digit's value; 255: not a hex digit
 _NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16)
 _NIBBLE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
@@ -75,7 +69,7 @@ def _digest_rows(column: pd.Series) -> np.ndarray:
 
 
 def photo_shas(houses: pd.DataFrame) -> np.ndarray:
-    """(4 N,) S32: the sha256 of every photo as 32 raw bytes, in _photo_column's order (a fixed-width array,
+    """(4 N,) S32: the sha256 of every photo as 32 raw bytes, house by house and kind by kind (a fixed-width array,
     not 4 N Python strings)."""
     rows = np.stack([_digest_rows(houses[f"sha_{kind}"]) for kind in PHOTO_KINDS], axis=1)
     return np.ascontiguousarray(rows).reshape(-1, 32).view("S32").ravel()
@@ -118,10 +112,9 @@ class PhotoHashes:
 
 
 def _photo_files(houses: pd.DataFrame, photos: np.ndarray) -> np.ndarray:
-    """The file names ((N,) S) of the photos at positions `photos` of _photo_column's order, from the table's
-    Arrow buffers (no Python string per photo)."""
-    names = np.stack([parquet.padded_strings(pa.array(houses[f"photo_{kind}"])) for kind in PHOTO_KINDS], axis=1)
-    return names.ravel()[photos]
+    """The file names ((N,) S) of the photos at positions `photos` of the photo order (house by house, kind by
+    kind: the order near_pairs' indices follow)."""
+    return photo_names(houses).ravel()[photos]
 
 
 def cached_hashes(cache: Cache, data_dir: Path, houses: pd.DataFrame,

@@ -300,11 +300,17 @@ def list_houses(data_dir: Path) -> Listing:
         frame[f"photo_{kind}"] = column.fillna("")
     del photos
 
-    matrix = np.stack([padded_strings(pa.array(frame[f"photo_{kind}"])) for kind in PHOTO_KINDS], axis=1)
+    matrix = photo_names(frame)
     rows, kinds = np.nonzero(matrix != b"")
     release_unused_memory()  # the listing's sort and regex pages, else kept by the allocator
     return Listing(data_dir, attributes_file, frame, problems, bad, missing, len(frame) + len(attributes.problems),
                    attributes.notes, matrix[rows, kinds], rows.astype(np.int64), kinds.astype(np.int8))
+
+
+def photo_names(houses: pd.DataFrame) -> np.ndarray:
+    """(N, 4) S: each house's photo file names in PHOTO_KINDS order, from the table's Arrow buffers (no Python
+    string per photo; b"" where one is missing)."""
+    return np.stack([padded_strings(pa.array(houses[f"photo_{kind}"])) for kind in PHOTO_KINDS], axis=1)
 
 
 def inspect_photo(path: str, hash_photo: bool = True) -> tuple[bytes, str | None]:
