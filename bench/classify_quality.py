@@ -37,6 +37,22 @@ def validation_accuracy(history: dict, column: str, kind: str, last: int = 3) ->
     return float(np.mean(values[-last:])) if values else None
 
 
+def labelled_images(cache: Path, manifest: Path, options: ClassifierOptions):
+    """The house photos' labelled image set at the options' size, split by house (25 % test, seed 42)."""
+    return build_labelled_images(Cache(cache), manifest, [], options.size(), 0.25, 42)
+
+
+def train_and_test(images, options: ClassifierOptions, folder: Path) -> tuple:
+    """Train a classifier into `folder`; its training result and its test metrics per label column."""
+    encoding = LabelEncoding.fit(images.table(images.label_columns), images.label_columns, options.kind)
+    result = train_classifier(images, encoding, options, folder)
+    model = load_keras_model(result.model_path)
+    rows = split_rows(images, "test")
+    metrics = column_metrics(encoding, images.table(images.label_columns).iloc[rows],
+                             predict(model, load_images(images, rows)))
+    return result, metrics
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("candidates", type=Path)
@@ -51,15 +67,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, values in candidates.items():
         options = ClassifierOptions(**values)
-        images = build_labelled_images(Cache(args.cache), manifest, [], options.size(), 0.25, 42)
-        encoding = LabelEncoding.fit(images.table(images.label_columns), images.label_columns, options.kind)
+        images = labelled_images(args.cache, manifest, options)
         started = time.perf_counter()
-        result = train_classifier(images, encoding, options, work / name)
+        result, metrics = train_and_test(images, options, work / name)
         seconds = time.perf_counter() - started
-        model = load_keras_model(result.model_path)
-        rows = split_rows(images, "test")
-        metrics = column_metrics(encoding, images.table(images.label_columns).iloc[rows],
-                                 predict(model, load_images(images, rows)))
         val = [validation_accuracy(result.history, c, options.kind) for c in ("room", "price_tier")]
         shown = ["-" if v is None else f"{v:.3f}" for v in val]
         print(f"| {name} | {shown[0]} | {shown[1]} | {metrics['room']['accuracy']:.3f} | "
