@@ -152,6 +152,9 @@ MUTANTS = [
     Mutant("photo digests placed in listing order, not at their house and kind", "each photo's sha256 is its own "
            "file's", "tasks/houses/ingest.py", "    shas[listing.rows, listing.kinds] = digests",
            "    shas.ravel()[:len(digests)] = digests", ("tests/houses/test_ingest.py",), fast=True),
+    Mutant("photos read ahead handed back last first", "each photo's hash and montage tile are its own file's",
+           "tasks/core/read_ahead.py", "            yield works.popleft().result()",
+           "            yield works.pop().result()", ("tests/core/test_read_ahead.py",), fast=True),
     Mutant("photo hashes looked up by position, not by sha256", "each photo is compared by its own perceptual hash",
            "tasks/houses/duplicates.py", "        return self.phash[at]",
            "        return np.resize(self.phash, len(shas))",

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from tasks.core.errors import DataError
+from tasks.core.read_ahead import Content, read_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.680)  # the ImageNet training images' mean, BGR order
@@ -73,11 +74,15 @@ def decode_image(data: bytes, path: Path | str, min_side: int | None = None,
 
 def read_image(path: Path, min_side: int | None = None, hint: str = "replace or remove it") -> np.ndarray:
     """Read and decode an image file; a DataError naming the file if it cannot be read or decoded."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise DataError(f"cannot read this image ({error.strerror}); {hint}", path) from None
-    return decode_image(data, path, min_side, hint)
+    return image_from(read_file(path), path, min_side, hint)
+
+
+def image_from(content: Content, path: Path | str, min_side: int | None = None,
+               hint: str = "replace or remove it") -> np.ndarray:
+    """decode_image of a file's bytes as read_file gave them; a file that could not be read is a DataError too."""
+    if isinstance(content, OSError):
+        raise DataError(f"cannot read this image ({content.strerror or content}); {hint}", path)
+    return decode_image(content, path, min_side, hint)
 
 
 def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,8 @@ import pyarrow as pa
 from tasks.core import parquet
 from tasks.core.cache import Cache
 from tasks.core.hashing import code_version, digest
-from tasks.core.images import read_image
+from tasks.core.images import image_from
+from tasks.core.read_ahead import Content, map_read_ahead
 from tasks.houses.ingest import ATTRIBUTE_COLUMNS, PHOTO_KINDS, DuplicatePolicy, photo_names
 
 STAGE = "photo-hashes"
@@ -38,20 +38,23 @@ HASH_SIDE = 64  # photos are decoded at a reduced JPEG scale, never below this s
 LISTED = 50  # photo pairs listed in the report (and reasons per group): all are counted and used
 
 
-def perceptual_hash(path: Path) -> int:
-    """The photo's 64-bit pHash (imagehash.phash of the grey image) as an unsigned integer."""
+def perceptual_hash(path: Path, content: Content) -> int:
+    """The photo's 64-bit pHash (imagehash.phash of the grey image) as an unsigned integer, from its bytes as
+    read_file gave them (`path` names it in errors)."""
     import imagehash
     from PIL import Image
 
-    image = read_image(path, HASH_SIDE)  # (H, W, 3) BGR
+    image = image_from(content, path, HASH_SIDE)  # (H, W, 3) BGR
     return int(str(imagehash.phash(Image.fromarray(np.ascontiguousarray(image[:, :, ::-1])).convert("L"))), 16)
 
 
 def perceptual_hashes(data_dir: Path, names: np.ndarray, workers: int = 2) -> np.ndarray:
-    """(N,) uint64 pHashes of the photos `names` ((N,) S file names under `data_dir`), in their order."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV decodes without the GIL
-        return np.fromiter(pool.map(perceptual_hash, [Path(data_dir) / name.decode() for name in names]), np.uint64,
-                           len(names))
+    """(N,) uint64 pHashes of the photos `names` ((N,) S file names under `data_dir`), in their order, decoded on
+    `workers` threads (OpenCV decodes without the GIL) while the next photos are read."""
+    paths = [Path(data_dir) / name.decode() for name in names]
+    hashes = map_read_ahead(lambda path, contents: perceptual_hash(path, contents[0]), paths, lambda path: [path],
+                            workers)
+    return np.fromiter(hashes, np.uint64, len(names))
 
 
 _NIBBLE = np.full(256, 255, np.uint8)  # an ASCII hex digit's value; 255: not a hex digit

@@ -28,6 +28,7 @@ from tasks.core.errors import DataError, DataErrors
 from tasks.core.files import atomic_path
 from tasks.core.hashing import file_sha256
 from tasks.core.parquet import padded_strings, release_unused_memory
+from tasks.core.read_ahead import read_threads
 
 # Sorted by file name, as in the tutorials: this is also the montage's tile order.
 PHOTO_KINDS = ("bathroom", "bedroom", "frontal", "kitchen")
@@ -333,13 +334,14 @@ def inspect_photo(path: str, hash_photo: bool = True) -> tuple[bytes, str | None
 
 def inspect_photos(data_dir: Path, names: np.ndarray, workers: int, hash_photos: bool = True,
                    chunk: int = 512) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Every photo of `names` ((P,) S file names under `data_dir`) inspected on `workers` threads (hashlib releases
-    the GIL), a chunk at a time: their (P,) S64 sha256 hex digests (b"" where a problem was found) and the
-    problems by position. Paths are plain strings (pathlib would intern every name for good)."""
+    """Every photo of `names` ((P,) S file names under `data_dir`) inspected, a chunk at a time, on the threads
+    that `workers` cores read files with (a read mostly waits on the disk; hashlib releases the GIL): their (P,)
+    S64 sha256 hex digests (b"" where a problem was found) and the problems by position. Paths are plain strings
+    (pathlib would intern every name for good)."""
     folder = os.fspath(data_dir)
     digests = np.zeros(len(names), "S64")
     problems = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=read_threads(workers)) as pool:
         for start in range(0, len(names), chunk):
             paths = [os.path.join(folder, name.decode()) for name in names[start:start + chunk]]
             for at, (sha, problem) in enumerate(pool.map(inspect_photo, paths, [hash_photos] * len(paths)), start):

@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tasks.core.images import decode_image, read_image
+from tasks.core.images import image_from
+from tasks.core.read_ahead import Content, read_file
 
 # (row, column) of each photo kind's tile, in PHOTO_KINDS order.
 TILE_POSITIONS = ((0, 0), (0, 1), (1, 1), (1, 0))
@@ -39,13 +40,12 @@ def tile_montage(tiles: list[np.ndarray], tile_size: int) -> np.ndarray:
 
 def house_montage(photo_paths: list[Path], tile_size: int) -> np.ndarray:
     """Read a house's four photos (PHOTO_KINDS order) and tile them. (2*tile, 2*tile, 3) uint8."""
-    tiles = [resize_tile(read_image(path, tile_size, BAD_PHOTO_HINT), tile_size) for path in photo_paths]
-    return tile_montage(tiles, tile_size)
+    return montage_from_bytes([(read_file(path), path) for path in photo_paths], tile_size)
 
 
-def montage_from_bytes(photos: list[tuple[bytes, str]], tile_size: int) -> np.ndarray:
-    """A house's four photos as (encoded bytes, name for errors) in PHOTO_KINDS order, tiled."""
-    tiles = [resize_tile(decode_image(data, name, tile_size, BAD_PHOTO_HINT), tile_size) for data, name in photos]
+def montage_from_bytes(photos: list[tuple[Content, Path | str]], tile_size: int) -> np.ndarray:
+    """A house's four photos as (their bytes as read_file gave them, name for errors) in PHOTO_KINDS order, tiled."""
+    tiles = [resize_tile(image_from(data, name, tile_size, BAD_PHOTO_HINT), tile_size) for data, name in photos]
     return tile_montage(tiles, tile_size)
 
 

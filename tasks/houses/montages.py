@@ -8,13 +8,14 @@ montage (binary, 2*tile x 2*tile x 3 BGR uint8 bytes).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tasks.core.errors import DataError, DataErrors
 from tasks.core.files import atomic_write_bytes
 from tasks.core.hashing import code_version, digest
 from tasks.core.prefect_cache import cacheable
+from tasks.core.read_ahead import Content, map_read_ahead
 from tasks.houses import montage
 from tasks.houses.ingest import PHOTO_KINDS, SKIP_HINT, OnBadHouse
 
@@ -68,11 +70,17 @@ def _shard_key(shard: pd.DataFrame, tile_size: int, version: str) -> str:
     return digest(STAGE, version, tile_size, photos)
 
 
-def _build_one(data_dir: Path, row: pd.Series, tile_size: int) -> tuple[int, bytes | None, str | None]:
+def _photo_paths(data_dir: Path, row: pd.Series) -> list[Path]:
+    return [data_dir / row[f"photo_{kind}"] for kind in PHOTO_KINDS]
+
+
+def _build_one(data_dir: Path, row: pd.Series, tile_size: int,
+               contents: list[Content]) -> tuple[int, bytes | None, str | None]:
+    """(house, montage bytes or None, problem or None) from the house's four photos as read."""
     interrupt.check()  # queued photos are dropped at once when the run is stopped
-    paths = [data_dir / row[f"photo_{kind}"] for kind in PHOTO_KINDS]
+    photos = list(zip(contents, _photo_paths(data_dir, row), strict=True))
     try:
-        return row["house"], montage.house_montage(paths, tile_size).tobytes(), None
+        return row["house"], montage.montage_from_bytes(photos, tile_size).tobytes(), None
     except DataError as error:
         return row["house"], None, str(error)
 
@@ -109,10 +117,13 @@ def build_shards(cache: Cache, data_dir: Path, todo: list[tuple[pd.DataFrame, st
     total = sum(len(group) for group, _ in todo)
     done, started, problems = 0, time.perf_counter(), []
     last_report = started
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV releases the GIL
+    # Decoded on `workers` threads (OpenCV releases the GIL) while the next photos are read, across shards.
+    rows = (row for group, _ in todo for _, row in group.iterrows())
+    built = map_read_ahead(lambda row, contents: _build_one(data_dir, row, tile_size, contents), rows,
+                           lambda row: _photo_paths(data_dir, row), workers)
+    with contextlib.closing(built):  # a failing shard drops the reads and montages queued after it
         for group, key in todo:
-            rows = [row for _, row in group.iterrows()]
-            results = list(pool.map(lambda r: _build_one(data_dir, r, tile_size), rows))
+            results = list(itertools.islice(built, len(group)))
             problems += [DataError(reason) for _, _, reason in results if reason]
             if problems and on_bad_house == "fail":
                 raise DataErrors(problems, SKIP_HINT)

@@ -1,0 +1,105 @@
+"""Files read ahead of their decoding: results in order, reads ahead but bounded, the decoding threads as many
+as asked, failures and unreadable files named."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from tasks.core import read_ahead
+from tasks.core.errors import DataError
+from tasks.core.images import read_image
+from tasks.core.read_ahead import map_read_ahead, read_threads
+from tasks.houses.montage import house_montage
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = []
+    for i in range(60):
+        path = tmp_path / f"{i}.bin"
+        path.write_bytes(f"file {i}".encode())
+        paths.append(path)
+    return paths
+
+
+def test_results_come_in_the_items_order_with_each_items_files(files):
+    items = list(range(0, 60, 2))
+    got = list(map_read_ahead(lambda item, contents: (item, contents), items,
+                              lambda item: [files[item], files[item + 1]], workers=3))
+    assert got == [(i, [f"file {i}".encode(), f"file {i + 1}".encode()]) for i in items]
+
+
+def test_a_file_that_cannot_be_read_comes_as_its_error(tmp_path, files):
+    missing = tmp_path / "gone.bin"
+    (content,) = next(map_read_ahead(lambda item, contents: contents, [missing], lambda item: [item], workers=1))
+    assert isinstance(content, FileNotFoundError)
+    with pytest.raises(DataError, match=r"gone\.bin.*cannot read this image \(No such file or directory\)"):
+        read_image(missing)
+
+
+def test_files_are_read_ahead_of_a_busy_decoder_but_not_all_at_once(files, monkeypatch):
+    read = []
+    real = read_ahead.read_file
+    monkeypatch.setattr(read_ahead, "read_file", lambda path: (read.append(path), real(path))[1])
+    seen_while_first_ran = []
+
+    def slow_first(item, contents):
+        if item == 0:  # the one decoding thread is busy: the readers go on meanwhile
+            deadline = time.monotonic() + 5
+            while len(read) < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+            seen_while_first_ran.append(len(read))
+        return item
+
+    assert list(map_read_ahead(slow_first, range(60), lambda item: [files[item]], workers=1)) == list(range(60))
+    assert 10 <= seen_while_first_ran[0] <= 2 * read_threads(1) + 2  # ahead, within its bound
+    assert len(read) == 60
+
+
+def test_no_more_decoding_threads_than_workers(files):
+    running, most, lock = [0], [0], threading.Lock()
+
+    def work(item, contents):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return item
+
+    assert list(map_read_ahead(work, range(60), lambda item: [files[item]], workers=2)) == list(range(60))
+    assert most[0] == 2
+
+
+def test_a_failure_stops_the_work_not_yet_started(files):
+    started = []
+
+    def work(item, contents):
+        started.append(item)
+        if item == 3:
+            raise ValueError("bad item 3")
+        return item
+
+    with pytest.raises(ValueError, match="bad item 3"):
+        list(map_read_ahead(work, range(60), lambda item: [files[item]], workers=1))
+    assert len(started) < 10
+
+
+def test_a_montage_from_files_equals_one_from_their_decoded_images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for kind in ("bathroom", "bedroom", "frontal", "kitchen"):
+        paths.append(tmp_path / f"1_{kind}.jpg")
+        cv2.imwrite(str(paths[-1]), rng.integers(0, 255, (120, 160, 3), np.uint8))
+    tiles = [cv2.resize(cv2.imread(str(p), cv2.IMREAD_REDUCED_COLOR_2), (32, 32), interpolation=cv2.INTER_AREA)
+             for p in paths]
+    montage = house_montage(paths, 32)
+    assert np.array_equal(montage[:32, :32], tiles[0]) and np.array_equal(montage[32:, 32:], tiles[2])
+    paths[1].unlink()
+    with pytest.raises(DataError, match=r"1_bedroom\.jpg.*cannot read this image"):
+        house_montage(paths, 32)
