@@ -1,5 +1,5 @@
 """Choose training defaults by K-fold cross-validation on the TRAIN houses only (the test split
-is never looked at). Prints each candidate's mean and spread of MAPE over the folds.
+is never looked at). Prints each candidate's mean and spread of MAPE over the folds, and its R^2 per fold.
 Usage: python bench/select_by_cv.py CANDIDATES.json [--data ../shared/datasets/houses] [--folds 3] [--tile-size 32]
        [--seeds 0,1] (training seeds; each candidate's figure is the mean over seeds and folds: one seed's CV
        moves by 3-5 points for the photo models)
@@ -48,7 +48,7 @@ def main() -> None:
         encoders = json.loads((dataset / "encoders.json").read_text())
         groups = read_split(dataset / "train.parquet", ("group",))["group"]  # a duplicate group in one fold
         for name, settings in candidates.items():
-            started, per_seed = time.perf_counter(), []
+            started, per_seed, r2 = time.perf_counter(), [], []
             for seed in [int(s) for s in args.seeds.split(",")]:
                 options = PriceOptions(**{"seed": seed, **settings})
                 scale = TargetScale(options.target, encoders["price_max"])
@@ -59,12 +59,15 @@ def main() -> None:
                     model = load_keras_model(result.model_path)
                     actual, predicted = predict_prices(model, dataset / "train.parquet", options.strategy, scale,
                                                        held_out)
-                    scores.append(regression_metrics(actual, predicted)["mape_mean"])
+                    metrics = regression_metrics(actual, predicted)
+                    scores.append(metrics["mape_mean"])
+                    r2.append(metrics["r2"])
                 per_seed.append(scores)
             means = [float(np.mean(scores)) for scores in per_seed]
             folds = "; ".join(", ".join(f"{s:.1f}" for s in scores) for scores in per_seed)
             print(f"{name}: CV MAPE {np.mean(means):.2f} (per seed {', '.join(f'{m:.2f}' for m in means)}; "
-                  f"folds {folds}; {time.perf_counter() - started:.0f} s)", flush=True)
+                  f"folds {folds}; R^2 {', '.join(f'{v:.3f}' for v in r2)}; {time.perf_counter() - started:.0f} s)",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from tasks.training.saved_models import load_keras_model
 from tests.conftest import ROOT
 from tests.fixtures import make_houses, run_stages
 
-STRATEGIES = {"mlp": {}, "mixed": {}, "cnn-vgg16": {"strategy": "cnn", "backbone": "vgg16", "weights": "none"}}
+STRATEGIES = {"mlp": {}, "mixed": {}, "cnn-vgg16": {"strategy": "cnn", "backbone": "vgg16", "weights": "none",
+                                                          "ensemble": 1}}
 
 
 @pytest.fixture(scope="module")
