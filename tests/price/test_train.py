@@ -27,7 +27,7 @@ def tiny_dataset(tmp_path_factory):
 
 
 def _train(dataset, tmp_path: Path, **options):
-    opts = PriceOptions(**{"epochs": 2, "batch_size": 4, **options})
+    opts = PriceOptions(**{"epochs": 2, "batch_size": 4, "ensemble": 1, **options})  # one model unless asked
     return train_model(dataset.train_path, dataset.encoders(), opts, tmp_path / "work"), opts
 
 
