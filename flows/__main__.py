@@ -472,7 +472,7 @@ def build_parser(prog: str = "house-pipeline") -> argparse.ArgumentParser:
     synthetic = commands.add_parser(
         "synthetic-data", help="Write a large generated Houses-format dataset (for scale tests and benchmarks).",
         description="Write N generated houses: attributes drawn from a real dataset's houses (area and price moved "
-                    "together by up to 15 %%), each photo a real photo of the same room kind, cropped, flipped and "
+                    "together by up to 15 %), each photo a real photo of the same room kind, cropped, flipped and "
                     "brightened at random and re-encoded, so that decoding costs what real photos cost. "
                     "Deterministic from --seed. Never mix it with real data.")
     synthetic.add_argument("target", type=Path, metavar="OUT", help="new folder to write")

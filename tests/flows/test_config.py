@@ -32,3 +32,12 @@ def test_stage_options_take_what_was_given_and_the_stage_defaults_otherwise():
     given = TrainConfig(strategy="cnn", loss="mape", target="scaled", epochs=7)
     assert options_for(PriceOptions, given, strategy="mlp") == PriceOptions(strategy="mlp", loss="mape",
                                                                            target="scaled", epochs=7)
+
+
+def test_every_commands_help_reads_as_plain_text():
+    """argparse formats option help with %, not a command's description: a '%%' there reaches the screen."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"train", "preprocess", "synthetic-data"} <= set(commands)
+    for name, command in commands.items():
+        text = command.format_help()
+        assert "%%" not in text and "%(" not in text, name
