@@ -6,6 +6,8 @@ the split file) next to in-memory `fit` on the same data, with each one's peak m
 written extrapolation to 1,000,000 houses (4,000,000 photos) from the measured per-house costs.
 
 Usage: python bench/bench_scale.py [--sizes 5000,20000,50000] [--train-sizes 2000,5000] [--work DIR]
+       [--reads-per-core 4,0] (reading threads per decoding thread, HOUSE_PIPELINE_READS_PER_CORE: each value
+       on 1 and 2 workers, side by side; the first is the one the memory and extrapolation lines use)
 The generated houses are written once into --work (the largest size; smaller sizes are its first houses, linked)
 and kept for the next run. Every command reports to one Prefect server started here (no temporary server in the
 timings). Peak memory is the largest resident set seen by polling each process every 0.1 s.
@@ -138,30 +140,31 @@ def generated(work: Path, source: str, sizes: list[int], env: dict) -> dict[int,
     return folders
 
 
-def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict) -> list[dict]:
+def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict, reads: list[int]) -> list[dict]:
     """Each size on 1 and on 2 worker processes of one core each: a worker stands for a core (or a machine) added,
-    as on a cluster; left alone, one worker would take both cores of this machine and tie with two."""
-    env = {**env, "HOUSE_PIPELINE_WORKER_THREADS": "1"}
+    as on a cluster; left alone, one worker would take both cores of this machine and tie with two. Each value of
+    `reads` (reading threads per core) in turn."""
     rows = []
     for size in sizes:
         warm_page_cache(folders[size])
-        for workers in (1, 2):
-            name = f"{size}-w{workers}"
+        for per_core, workers in ((r, w) for r in reads for w in (1, 2)):
+            name = f"{size}-w{workers}" + (f"-r{per_core}" if per_core != reads[0] else "")
             shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
             measured = run_flow(["preprocess", "--data", str(folders[size]), "--cache", str(work / f"cache-{name}"),
-                                 "--out", str(work / f"out-{name}"), "--workers", str(workers)], env,
-                                work / f"log-{name}.txt")
+                                 "--out", str(work / f"out-{name}"), "--workers", str(workers)],
+                                {**env, "HOUSE_PIPELINE_WORKER_THREADS": "1",
+                                 "HOUSE_PIPELINE_READS_PER_CORE": str(per_core)}, work / f"log-{name}.txt")
             summary = json.loads((work / f"out-{name}" / "summary.json").read_text())
             log = (work / f"log-{name}.txt").read_text()
             checks, hashes, shards = (subflow_seconds(log, name) for name in ("inspect-photos", "photo-hashes",
                                                                               "montage-shards"))
-            row = {"houses": size, "workers": workers, "kept": summary["houses_kept"], **measured, "shards_s": shards,
-                   "hashes_s": hashes, "checks_s": checks,
+            row = {"houses": size, "reads": per_core, "workers": workers, "kept": summary["houses_kept"], **measured,
+                   "shards_s": shards, "hashes_s": hashes, "checks_s": checks,
                    "houses_per_s": summary["houses_kept"] / measured["seconds"],
                    "shard_bytes": folder_bytes(work / f"cache-{name}" / "montages")}
             rows.append(row)
-            print(f"  preprocess {size:>6} houses, {workers} worker(s): {row['seconds']:7.1f} s (on the cluster: "
-                  f"photo checks {checks} s, hashes {hashes} s, montage shards {shards} s), "
+            print(f"  preprocess {size:>6} houses, {workers} worker(s), {per_core} reads/core: {row['seconds']:7.1f} s "
+                  f"(on the cluster: photo checks {checks} s, hashes {hashes} s, montage shards {shards} s), "
                   f"{row['houses_per_s']:6.1f} houses/s, peak flow {row['flow_gib']:.2f} GiB, "
                   f"worker {row['worker_gib']:.2f} GiB", flush=True)
     return rows
@@ -199,21 +202,23 @@ def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float,
           f"start {load[0]:.2f}. Each Dask worker process limited to one core (HOUSE_PIPELINE_WORKER_THREADS=1); "
           "the flow process's own steps (listing the folder, the duplicate groups, the split files) run there in both "
           "settings; each photo's check and sha256, the perceptual hashes and the montage shards on the cluster")
-    print("\n| houses | workers | kept | seconds | on the cluster: checks + hashes + shards | houses/s | speed-up | "
-          "peak flow GiB | peak worker GiB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    by = {(r["houses"], r["workers"]): r for r in pre}
+    print("\n| houses | reads/core | workers | kept | seconds | on the cluster: checks + hashes + shards | houses/s | "
+          "speed-up | peak flow GiB | peak worker GiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    main_reads = pre[0]["reads"]
+    by_reads = {(r["houses"], r["reads"], r["workers"]): r for r in pre}
+    by = {(h, w): r for (h, reads, w), r in by_reads.items() if reads == main_reads}
     for r in pre:
-        one = by[(r["houses"], 1)]
-        print(f"| {r['houses']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | "
+        one = by_reads[(r["houses"], r["reads"], 1)]
+        print(f"| {r['houses']} | {r['reads']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | "
               f"{r['checks_s']} + {r['hashes_s']} + {r['shards_s']} | "
               f"{r['houses_per_s']:.1f} | "
               f"{one['seconds'] / r['seconds']:.2f}x | {r['flow_gib']:.2f} | {r['worker_gib']:.2f} |")
     sizes = sorted({r["houses"] for r in pre})
     for workers in (1, 2):
         peaks = [max(by[(s, workers)]["flow_gib"], by[(s, workers)]["worker_gib"]) for s in sizes]
-        print(f"Peak memory per process, {workers} worker(s), {sizes[0]} -> {sizes[-1]} houses: "
-              f"{peaks[0]:.2f} -> {peaks[-1]:.2f} GiB ({(peaks[-1] / peaks[0] - 1) * 100:+.0f} %)")
+        print(f"Peak memory per process, {workers} worker(s), {main_reads} reads/core, {sizes[0]} -> {sizes[-1]} "
+              f"houses: {peaks[0]:.2f} -> {peaks[-1]:.2f} GiB ({(peaks[-1] / peaks[0] - 1) * 100:+.0f} %)")
     if train:
         print("\n| houses | trainer | samples/s (epochs 2..N) | ratio to fit | whole training: samples/s, ratio | "
               "peak GiB |")
@@ -257,11 +262,14 @@ def main() -> None:
     parser.add_argument("--train-sizes", default="2000,5000", help="houses for the training throughput (two "
                         "sizes show whether memory grows); empty: skip")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (throughput over epochs 2..N)")
+    parser.add_argument("--reads-per-core", default="4", help="reading threads per decoding thread "
+                        "(HOUSE_PIPELINE_READS_PER_CORE), comma-separated: each on 1 and 2 workers; 0: no read-ahead")
     parser.add_argument("--source", default=str(ROOT.parent / "shared" / "datasets" / "houses"))
     parser.add_argument("--work", type=Path, default=ROOT / ".bench" / "scale")
     options = parser.parse_args()
     sizes = sorted(int(s) for s in options.sizes.split(","))
     train_sizes = sorted(int(s) for s in options.train_sizes.split(",") if s)
+    reads = [int(r) for r in options.reads_per_core.split(",")]
     options.work.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     server = servers.prefect_server(options.work / "prefect").start()
@@ -271,7 +279,7 @@ def main() -> None:
         folders = generated(options.work, options.source, sorted({*sizes, *train_sizes}), env)
         largest = max(folders)
         generated_bytes = folder_bytes(folders[largest]) / largest
-        pre = preprocess(sizes, folders, options.work, env)
+        pre = preprocess(sizes, folders, options.work, env, reads)
         train = training(train_sizes, folders, options.work, env, options.epochs)
     finally:
         server.stop()

@@ -68,7 +68,11 @@ class ClusterOptions(BaseModel):
         return self
 
     def check_cluster(self) -> None:
-        """The Dask extra, the scheduler that --dask-address names and the worker threads, before any work."""
+        """The Dask extra, the scheduler that --dask-address names, the worker threads and the reading threads,
+        before any work."""
+        from tasks.core.read_ahead import reads_per_core
+
+        reads_per_core()  # HOUSE_PIPELINE_READS_PER_CORE
         if self.workers or self.dask_address:
             require_extra("dask", "distributed", "prefect_dask")
         if self.dask_address:

@@ -2,7 +2,8 @@
 a core: so a few files are read at once on threads of their own, ahead of the threads that decode them, and the
 decoding never waits for a file that could have been read meanwhile. On a cold cache this makes hashing and
 tiling the photos about a quarter faster with one decoding thread (bench notes, issue 26); the cores used for
-decoding stay as many as asked."""
+decoding stay as many as asked. HOUSE_PIPELINE_READS_PER_CORE sets the reading threads per decoding thread
+(default 4; 0: each file read by the thread that decodes it, as before)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-READS_PER_WORKER = 4  # reading threads per decoding thread
+from tasks.core.errors import DataError
+
+READS_PER_CORE = 4  # reading threads per decoding thread, unless HOUSE_PIPELINE_READS_PER_CORE says otherwise
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Content = bytes | OSError
@@ -28,19 +31,32 @@ def read_file(path: str | os.PathLike) -> Content:
         return error
 
 
+def reads_per_core() -> int:
+    """Reading threads per decoding thread: HOUSE_PIPELINE_READS_PER_CORE when set, else READS_PER_CORE."""
+    chosen = os.environ.get("HOUSE_PIPELINE_READS_PER_CORE", "").strip()
+    if not chosen:
+        return READS_PER_CORE
+    if not chosen.isdigit():
+        raise DataError(f"HOUSE_PIPELINE_READS_PER_CORE={chosen!r}: give a whole number of reading threads per "
+                        f"core, 0 or more (0: no read-ahead), or unset it for {READS_PER_CORE}")
+    return int(chosen)
+
+
 def read_threads(workers: int) -> int:
     """Threads to read files with, for `workers` threads that decode them (or for a task that only reads)."""
-    return READS_PER_WORKER * max(1, workers)
+    return max(1, reads_per_core()) * max(1, workers)
 
 
 def map_read_ahead(function: Callable[[Item, list[Content]], Result], items: Iterable[Item],
                    paths_of: Callable[[Item], Sequence[str | os.PathLike]], workers: int) -> Iterator[Result]:
     """function(item, its files' contents) for each item, in the items' order, on `workers` threads, while
-    READS_PER_WORKER x `workers` threads read the next items' files (at most twice as many files as readers
-    ahead, so memory stays bounded). Work not started is dropped when the caller stops early or fails."""
+    reads_per_core() x `workers` threads read the next items' files (at most twice as many files as readers
+    ahead, so memory stays bounded; with none, each decoding thread reads its own). Work not started is dropped
+    when the caller stops early or fails."""
     readers = read_threads(workers)
-    reader, worker = ThreadPoolExecutor(readers), ThreadPoolExecutor(max(1, workers))
-    reads: deque[tuple[Item, list[Future]]] = deque()
+    reader = ThreadPoolExecutor(readers) if reads_per_core() else None  # None: read by the decoding thread
+    worker = ThreadPoolExecutor(max(1, workers))
+    reads: deque[tuple[Item, list]] = deque()  # each item with its files' reads (or paths, without readers)
     works: deque[Future] = deque()
     pending = iter(items)
     queued_files = 0
@@ -51,12 +67,12 @@ def map_read_ahead(function: Callable[[Item, list[Content]], Result], items: Ite
             item = next(pending, _END)
             if item is _END:
                 return
-            files = [reader.submit(read_file, path) for path in paths_of(item)]
+            files = [reader.submit(read_file, path) if reader else path for path in paths_of(item)]
             reads.append((item, files))
             queued_files += len(files)
 
-    def run(item: Item, files: list[Future]) -> Result:
-        return function(item, [file.result() for file in files])
+    def run(item: Item, files: list) -> Result:
+        return function(item, [file.result() if reader else read_file(file) for file in files])
 
     try:
         read_more()
@@ -69,5 +85,7 @@ def map_read_ahead(function: Callable[[Item, list[Content]], Result], items: Ite
             yield works.popleft().result()
     finally:
         worker.shutdown(wait=True, cancel_futures=True)
-        reader.shutdown(wait=True, cancel_futures=True)
+        if reader:
+            reader.shutdown(wait=True, cancel_futures=True)
+
 

@@ -103,3 +103,23 @@ def test_a_montage_from_files_equals_one_from_their_decoded_images(tmp_path):
     paths[1].unlink()
     with pytest.raises(DataError, match=r"1_bedroom\.jpg.*cannot read this image"):
         house_montage(paths, 32)
+
+
+def test_without_reading_threads_each_file_is_read_by_its_decoding_thread(files, monkeypatch):
+    monkeypatch.setenv("HOUSE_PIPELINE_READS_PER_CORE", "0")
+    readers = []
+    real = read_ahead.read_file
+    monkeypatch.setattr(read_ahead, "read_file",
+                        lambda path: (readers.append(threading.current_thread()), real(path))[1])
+    decoders = []
+
+    def decode(item, contents):
+        decoders.append(threading.current_thread())
+        return contents[0]
+
+    assert list(map_read_ahead(decode, range(20), lambda item: [files[item]], workers=2)) == [
+        f"file {i}".encode() for i in range(20)]
+    assert set(readers) <= set(decoders) and len(readers) == 20 and read_threads(3) == 3
+    monkeypatch.setenv("HOUSE_PIPELINE_READS_PER_CORE", "many")
+    with pytest.raises(DataError, match="HOUSE_PIPELINE_READS_PER_CORE='many'.*0 or more"):
+        read_threads(1)
