@@ -26,7 +26,8 @@ run: $(VENV)/.installed
 	$(PY) -m flows train --data data/houses --out $(OUT)
 
 # Two pytest workers (pytest-xdist), each taking whole test files: most slow tests wait on servers, heartbeats and
-# subprocesses, so two share 2 cores well (.ci/run with the install: 41 min with two, 52 with one). TEST_WORKERS=0: one.
+# subprocesses, so two share 2 cores well (.ci/run with the install, when compared: 41 min with two, 52 with one;
+# 21 min with two on 2026-12-05). TEST_WORKERS=0: one.
 TEST_WORKERS ?= 2
 TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: $(VENV)/.installed
