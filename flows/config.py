@@ -68,11 +68,13 @@ class ClusterOptions(BaseModel):
         return self
 
     def check_cluster(self) -> None:
-        """The Dask extra, the scheduler that --dask-address names, the worker threads and the reading threads,
-        before any work."""
+        """The Dask extra, the scheduler that --dask-address names, the worker threads, the reading threads and
+        the workers' pinning, before any work."""
         from tasks.core.read_ahead import reads_per_core
+        from tasks.core.worker_cores import pinning_allowed
 
         reads_per_core()  # HOUSE_PIPELINE_READS_PER_CORE
+        pinning_allowed()  # HOUSE_PIPELINE_PIN_WORKERS
         if self.workers or self.dask_address:
             require_extra("dask", "distributed", "prefect_dask")
         if self.dask_address:

@@ -155,6 +155,9 @@ MUTANTS = [
     Mutant("photos read ahead handed back last first", "each photo's hash and montage tile are its own file's",
            "tasks/core/read_ahead.py", "            yield works.popleft().result()",
            "            yield works.pop().result()", ("tests/core/test_read_ahead.py",), fast=True),
+    Mutant("every worker of a full machine pinned to the first cores", "each worker of a local cluster that takes "
+           "every core keeps to cores of its own", "tasks/core/worker_cores.py", "    start = worker * cores_each",
+           "    start = 0", ("tests/core/test_cluster.py",), fast=True),
     Mutant("photo hashes looked up by position, not by sha256", "each photo is compared by its own perceptual hash",
            "tasks/houses/duplicates.py", "        return self.phash[at]",
            "        return np.resize(self.phash, len(shas))",

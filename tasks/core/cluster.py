@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tasks.core import worker_cores
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
 
@@ -83,12 +84,18 @@ def _quiet_dask() -> None:
 
 
 def _local_cluster_kwargs(workers: int, api_url: str | None) -> dict:
-    """A local cluster of `workers` processes, one task at a time each, on their share of the cores."""
-    share = str(threads_per_worker(workers))
+    """A local cluster of `workers` processes, one task at a time each, on their share of the cores (each kept on
+    cores of its own when together they take them all: tasks.core.worker_cores)."""
+    cores_each = threads_per_worker(workers)
+    share = str(cores_each)
     env = {"PREFECT_API_URL": str(api_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
            "OMP_NUM_THREADS": share, "TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": "1",
            "OPENCV_FOR_THREADS_NUM": share,  # OpenCV's own thread pool (pthreads): else every core per worker
            "HOUSE_PIPELINE_THREADS": share}
+    pinned = {}
+    if worker_cores.pin_workers(workers, cores_each):
+        env[worker_cores.CORES_ENV] = share
+        pinned = {"preload": [worker_cores.__name__]}
     return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
-            "env": env, "silence_logs": logging.WARNING}
+            "env": env, "silence_logs": logging.WARNING, **pinned}
