@@ -7,10 +7,18 @@ written extrapolation to 1,000,000 houses (4,000,000 photos) from the measured p
 
 Usage: python bench/bench_scale.py [--sizes 5000,20000,50000] [--train-sizes 2000,5000] [--work DIR]
        [--reads-per-core 4,0] (reading threads per decoding thread, HOUSE_PIPELINE_READS_PER_CORE: each value
-       on 1 and 2 workers, side by side; the first is the one the memory and extrapolation lines use)
+       on 1 and 2 workers, side by side) [--placement core-each,product] (where the workers' threads run, each
+       value on 1 and 2 workers too: core-each, the bench keeps each worker process on one core of its own;
+       product, as the product places them; free, HOUSE_PIPELINE_PIN_WORKERS=0). The first value of each is the
+       setting the memory and extrapolation lines use. With core-each, a worker is exactly one core; as the
+       product places them, a single worker's reading threads and its Dask and Prefect threads also run on the
+       core it leaves idle (which two workers do not have), and two workers keep to a core each
+       (tasks/core/worker_cores.py); free, two workers' threads go wherever the system puts them.
 The generated houses are written once into --work (the largest size; smaller sizes are its first houses, linked)
 and kept for the next run. Every command reports to one Prefect server started here (no temporary server in the
-timings). Peak memory is the largest resident set seen by polling each process every 0.1 s.
+timings). Peak memory is the largest resident set seen by polling each process every 0.1 s; CPU seconds (user +
+system) of the flow's process, of its worker processes and of the server, with their sum as a share of the
+machine's cores over the run ("CPU busy": where it is near 100 %, nothing is left to add).
 """
 
 from __future__ import annotations
@@ -34,13 +42,24 @@ sys.path.insert(0, str(ROOT))
 from tests import servers  # noqa: E402
 
 GIB = 1024 ** 3
+PLACEMENTS = {"core-each": "the bench keeps each worker process on one core of its own (a worker is one core, as "
+                           "a core added to a cluster)",
+              "product": "as the product places them (two workers that take both cores on one each; one worker "
+                         "free, so its reading threads use the core it leaves idle)",
+              "free": "HOUSE_PIPELINE_PIN_WORKERS=0 (the system puts every thread where it likes)"}
 
 
-class PeakMemory:
-    """The peak resident memory of a process and of each of its descendants, polled in a thread."""
+class ProcessWatch:
+    """The peak resident memory and the CPU seconds of a process, of each of its descendants and of `others`
+    (the Prefect server), polled in a thread. With `pin`, every thread of each Dask worker process is kept on one
+    core of its own (the first worker on core 0, the next on core 1, ...): a worker is then exactly one core, its
+    reading threads included, as a core added on a cluster is; the flow's process and the server stay free."""
 
-    def __init__(self, pid: int):
-        self.pid, self.peaks, self.names = pid, {}, {}
+    def __init__(self, pid: int, others: tuple[int, ...] = (), pin: bool = False):
+        self.pid, self.others, self.pin, self.peaks, self.names, self.cpu = pid, others, pin, {}, {}, {}
+        self.cores: dict[int, int] = {}  # worker process -> its core, when pinned
+        self.pinned: set[tuple[int, int]] = set()  # (process, thread) already on its core
+        self.cpu_before = {other: _cpu_seconds(other) for other in others}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
         self.thread.start()
@@ -52,31 +71,73 @@ class PeakMemory:
                 for process in [root, *root.children(recursive=True)]:
                     try:
                         rss = process.memory_info().rss
+                        times = process.cpu_times()
                         if process.pid not in self.names:
                             self.names[process.pid] = " ".join(process.cmdline())
                     except psutil.Error:
                         continue
                     self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
+                    self.cpu[process.pid] = times.user + times.system  # the last seen: at most 0.1 s short
+                    if self.pin and "spawn_main" in self.names[process.pid]:
+                        self._pin(process)
             except psutil.Error:
                 pass
             time.sleep(0.1)
 
+    def _pin(self, process: psutil.Process) -> None:
+        """Every thread of a worker process on its core (threads started later inherit it from their parent)."""
+        core = self.cores.setdefault(process.pid, len(self.cores) % (os.cpu_count() or 1))
+        try:
+            threads = process.threads()
+        except psutil.Error:
+            return
+        for thread in threads:
+            if (process.pid, thread.id) not in self.pinned:
+                try:
+                    os.sched_setaffinity(thread.id, {core})
+                    self.pinned.add((process.pid, thread.id))
+                except OSError:  # the thread has ended
+                    continue
+
     def stop(self) -> dict[str, float]:
-        """Peaks in GiB: the flow's process, and the largest of the Dask worker processes (0 when none)."""
+        """Peaks in GiB: the flow's process, and the largest of the Dask worker processes (0 when none); CPU
+        seconds: the flow's process, all worker processes together, and the other processes given."""
         self.done.set()
         self.thread.join()
-        workers = [peak for pid, peak in self.peaks.items()
-                   if pid != self.pid and "spawn_main" in self.names.get(pid, "")]  # worker processes
-        return {"flow_gib": self.peaks.get(self.pid, 0) / GIB, "worker_gib": max(workers, default=0) / GIB,
-                "worker_processes": len(workers)}
+        workers = [pid for pid in self.peaks if pid != self.pid and "spawn_main" in self.names.get(pid, "")]
+        return {"flow_gib": self.peaks.get(self.pid, 0) / GIB,
+                "worker_gib": max((self.peaks[pid] for pid in workers), default=0) / GIB,
+                "worker_processes": len(workers), "flow_cpu_s": self.cpu.get(self.pid, 0),
+                "workers_cpu_s": sum(self.cpu[pid] for pid in workers),
+                "other_cpu_s": sum(self.cpu[pid] for pid in self.cpu if pid != self.pid and pid not in workers)
+                + sum(_cpu_seconds(other) - before for other, before in self.cpu_before.items())}
 
 
-def run_flow(args: list[str], env: dict, log: Path | None = None) -> dict:
-    """Run one command; its seconds and peak memory (its output kept in `log` when given)."""
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process and of its descendants still running (0 if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def run_flow(args: list[str], env: dict, log: Path | None = None, others: tuple[int, ...] = (),
+             pin: bool = False) -> dict:
+    """Run one command; its seconds, peak memory and CPU seconds (and those of the processes `others` meanwhile;
+    its output kept in `log` when given); with `pin`, each worker process on a core of its own."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "flows", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    memory = PeakMemory(process.pid)
+    memory = ProcessWatch(process.pid, others, pin)
     output = process.communicate()[0]
     seconds = time.perf_counter() - started
     peaks = memory.stop()
@@ -140,33 +201,39 @@ def generated(work: Path, source: str, sizes: list[int], env: dict) -> dict[int,
     return folders
 
 
-def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict, reads: list[int]) -> list[dict]:
+def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict, reads: list[int],
+               placements: list[str], server_pid: int) -> list[dict]:
     """Each size on 1 and on 2 worker processes of one core each: a worker stands for a core (or a machine) added,
     as on a cluster; left alone, one worker would take both cores of this machine and tie with two. Each value of
-    `reads` (reading threads per core) in turn."""
+    `reads` (reading threads per core) and of `placements` (PLACEMENTS) in turn."""
     rows = []
     for size in sizes:
         warm_page_cache(folders[size])
-        for per_core, workers in ((r, w) for r in reads for w in (1, 2)):
-            name = f"{size}-w{workers}" + (f"-r{per_core}" if per_core != reads[0] else "")
+        for per_core, placement, workers in ((r, p, w) for r in reads for p in placements for w in (1, 2)):
+            name = (f"{size}-w{workers}" + (f"-r{per_core}" if per_core != reads[0] else "")
+                    + ("" if placement == placements[0] else f"-{placement}"))
             shutil.rmtree(work / f"cache-{name}", ignore_errors=True)
             measured = run_flow(["preprocess", "--data", str(folders[size]), "--cache", str(work / f"cache-{name}"),
                                  "--out", str(work / f"out-{name}"), "--workers", str(workers)],
                                 {**env, "HOUSE_PIPELINE_WORKER_THREADS": "1",
-                                 "HOUSE_PIPELINE_READS_PER_CORE": str(per_core)}, work / f"log-{name}.txt")
+                                 "HOUSE_PIPELINE_READS_PER_CORE": str(per_core),
+                                 "HOUSE_PIPELINE_PIN_WORKERS": "0" if placement == "free" else "1"},
+                                work / f"log-{name}.txt", (server_pid,), placement == "core-each")
             summary = json.loads((work / f"out-{name}" / "summary.json").read_text())
             log = (work / f"log-{name}.txt").read_text()
             checks, hashes, shards = (subflow_seconds(log, name) for name in ("inspect-photos", "photo-hashes",
                                                                               "montage-shards"))
-            row = {"houses": size, "reads": per_core, "workers": workers, "kept": summary["houses_kept"], **measured,
-                   "shards_s": shards, "hashes_s": hashes, "checks_s": checks,
-                   "houses_per_s": summary["houses_kept"] / measured["seconds"],
+            row = {"houses": size, "reads": per_core, "placement": placement, "workers": workers,
+                   "kept": summary["houses_kept"], **measured, "shards_s": shards, "hashes_s": hashes,
+                   "checks_s": checks, "houses_per_s": summary["houses_kept"] / measured["seconds"],
                    "shard_bytes": folder_bytes(work / f"cache-{name}" / "montages")}
             rows.append(row)
-            print(f"  preprocess {size:>6} houses, {workers} worker(s), {per_core} reads/core: {row['seconds']:7.1f} s "
+            print(f"  preprocess {size:>6} houses, {workers} worker(s), {per_core} reads/core, "
+                  f"{PLACEMENTS[placement]}: {row['seconds']:7.1f} s "
                   f"(on the cluster: photo checks {checks} s, hashes {hashes} s, montage shards {shards} s), "
                   f"{row['houses_per_s']:6.1f} houses/s, peak flow {row['flow_gib']:.2f} GiB, "
-                  f"worker {row['worker_gib']:.2f} GiB", flush=True)
+                  f"worker {row['worker_gib']:.2f} GiB; CPU s: flow {row['flow_cpu_s']:.0f}, workers "
+                  f"{row['workers_cpu_s']:.0f}, server {row['other_cpu_s']:.0f}", flush=True)
     return rows
 
 
@@ -202,22 +269,27 @@ def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float,
           f"start {load[0]:.2f}. Each Dask worker process limited to one core (HOUSE_PIPELINE_WORKER_THREADS=1); "
           "the flow process's own steps (listing the folder, the duplicate groups, the split files) run there in both "
           "settings; each photo's check and sha256, the perceptual hashes and the montage shards on the cluster")
-    print("\n| houses | reads/core | workers | kept | seconds | on the cluster: checks + hashes + shards | houses/s | "
-          "speed-up | peak flow GiB | peak worker GiB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    main_reads = pre[0]["reads"]
-    by_reads = {(r["houses"], r["reads"], r["workers"]): r for r in pre}
-    by = {(h, w): r for (h, reads, w), r in by_reads.items() if reads == main_reads}
+    print("\n| houses | reads/core | placement | workers | kept | seconds | on the cluster: checks + hashes + "
+          "shards | houses/s | speed-up | peak flow GiB | peak worker GiB | CPU s: flow + workers + server | "
+          "CPU busy |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    main_reads, main_place = pre[0]["reads"], pre[0]["placement"]
+    by_setting = {(r["houses"], r["reads"], r["placement"], r["workers"]): r for r in pre}
+    by = {(h, w): r for (h, reads, place, w), r in by_setting.items() if reads == main_reads and place == main_place}
     for r in pre:
-        one = by_reads[(r["houses"], r["reads"], 1)]
-        print(f"| {r['houses']} | {r['reads']} | {r['workers']} | {r['kept']} | {r['seconds']:.1f} | "
+        one = by_setting[(r["houses"], r["reads"], r["placement"], 1)]
+        print(f"| {r['houses']} | {r['reads']} | {r['placement']} | {r['workers']} | {r['kept']} | "
+              f"{r['seconds']:.1f} | "
               f"{r['checks_s']} + {r['hashes_s']} + {r['shards_s']} | "
               f"{r['houses_per_s']:.1f} | "
-              f"{one['seconds'] / r['seconds']:.2f}x | {r['flow_gib']:.2f} | {r['worker_gib']:.2f} |")
+              f"{one['seconds'] / r['seconds']:.2f}x | {r['flow_gib']:.2f} | {r['worker_gib']:.2f} | "
+              f"{r['flow_cpu_s']:.0f} + {r['workers_cpu_s']:.0f} + {r['other_cpu_s']:.0f} | "
+              f"{cpu_busy(r):.0f} % |")
     sizes = sorted({r["houses"] for r in pre})
     for workers in (1, 2):
         peaks = [max(by[(s, workers)]["flow_gib"], by[(s, workers)]["worker_gib"]) for s in sizes]
-        print(f"Peak memory per process, {workers} worker(s), {main_reads} reads/core, {sizes[0]} -> {sizes[-1]} "
+        print(f"Peak memory per process, {workers} worker(s), {main_reads} reads/core, "
+              f"{main_place}, {sizes[0]} -> {sizes[-1]} "
               f"houses: {peaks[0]:.2f} -> {peaks[-1]:.2f} GiB ({(peaks[-1] / peaks[0] - 1) * 100:+.0f} %)")
     if train:
         print("\n| houses | trainer | samples/s (epochs 2..N) | ratio to fit | whole training: samples/s, ratio | "
@@ -247,6 +319,12 @@ def report(pre: list[dict], train: list[dict], generated_bytes_per_house: float,
               "scheduler not measured at that scale)")
 
 
+def cpu_busy(row: dict) -> float:
+    """The run's CPU seconds (all its processes and the server) as a percentage of the machine's core-seconds."""
+    used = row["flow_cpu_s"] + row["workers_cpu_s"] + row["other_cpu_s"]
+    return 100 * used / (row["seconds"] * (os.cpu_count() or 1))
+
+
 def warm_page_cache(folder: Path) -> None:
     """Read every photo once before the timed runs, so that the first setting does not pay for cold disk reads
     the second one is spared (when the photos fit in memory; else both read from disk)."""
@@ -264,12 +342,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (throughput over epochs 2..N)")
     parser.add_argument("--reads-per-core", default="4", help="reading threads per decoding thread "
                         "(HOUSE_PIPELINE_READS_PER_CORE), comma-separated: each on 1 and 2 workers; 0: no read-ahead")
+    parser.add_argument("--placement", default="core-each,product", help="where the workers' threads run, "
+                        "comma-separated, each on 1 and 2 workers side by side: " + "; ".join(
+                            f"{name}: {meaning}" for name, meaning in PLACEMENTS.items()))
     parser.add_argument("--source", default=str(ROOT.parent / "shared" / "datasets" / "houses"))
     parser.add_argument("--work", type=Path, default=ROOT / ".bench" / "scale")
     options = parser.parse_args()
     sizes = sorted(int(s) for s in options.sizes.split(","))
     train_sizes = sorted(int(s) for s in options.train_sizes.split(",") if s)
     reads = [int(r) for r in options.reads_per_core.split(",")]
+    placements = options.placement.split(",")
+    if not set(placements) <= set(PLACEMENTS):
+        parser.error(f"--placement {options.placement}: give some of {', '.join(PLACEMENTS)}, comma-separated")
     options.work.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     server = servers.prefect_server(options.work / "prefect").start()
@@ -279,7 +363,7 @@ def main() -> None:
         folders = generated(options.work, options.source, sorted({*sizes, *train_sizes}), env)
         largest = max(folders)
         generated_bytes = folder_bytes(folders[largest]) / largest
-        pre = preprocess(sizes, folders, options.work, env, reads)
+        pre = preprocess(sizes, folders, options.work, env, reads, placements, server.process.pid)
         train = training(train_sizes, folders, options.work, env, options.epochs)
     finally:
         server.stop()
