@@ -229,7 +229,7 @@ def preprocess(sizes: list[int], folders: dict[int, Path], work: Path, env: dict
                    "shard_bytes": folder_bytes(work / f"cache-{name}" / "montages")}
             rows.append(row)
             print(f"  preprocess {size:>6} houses, {workers} worker(s), {per_core} reads/core, "
-                  f"{PLACEMENTS[placement]}: {row['seconds']:7.1f} s "
+                  f"placement {placement}: {row['seconds']:7.1f} s "
                   f"(on the cluster: photo checks {checks} s, hashes {hashes} s, montage shards {shards} s), "
                   f"{row['houses_per_s']:6.1f} houses/s, peak flow {row['flow_gib']:.2f} GiB, "
                   f"worker {row['worker_gib']:.2f} GiB; CPU s: flow {row['flow_cpu_s']:.0f}, workers "
