@@ -50,7 +50,8 @@ def test_each_worker_process_of_a_local_cluster_keeps_to_its_cores_opencv_too(mo
     from tasks.core.cluster import shared_cluster
 
     monkeypatch.setenv("HOUSE_PIPELINE_WORKER_THREADS", "1")
-    with shared_cluster(2, None, None) as address, Client(address) as client:
+    monkeypatch.setenv("HOUSE_PIPELINE_PIN_WORKERS", "0")  # pinned, OpenCV would count one core from the affinity:
+    with shared_cluster(2, None, None) as address, Client(address) as client:  # the limit must hold without it
         limits = client.run(_thread_limits)
     assert len(limits) == 2
     assert all(found == {"opencv": 1, "omp": "1", "tensorflow": "1", "ours": "1"} for found in limits.values())
