@@ -39,6 +39,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tasks.core import worker_cores  # noqa: E402
 from tests import servers  # noqa: E402
 
 GIB = 1024 ** 3
@@ -56,9 +57,8 @@ class ProcessWatch:
     reading threads included, as a core added on a cluster is; the flow's process and the server stay free."""
 
     def __init__(self, pid: int, others: tuple[int, ...] = (), pin: bool = False):
-        self.pid, self.others, self.pin, self.peaks, self.names, self.cpu = pid, others, pin, {}, {}, {}
+        self.pid, self.pin, self.peaks, self.names, self.cpu = pid, pin, {}, {}, {}
         self.cores: dict[int, int] = {}  # worker process -> its core, when pinned
-        self.pinned: set[tuple[int, int]] = set()  # (process, thread) already on its core
         self.cpu_before = {other: _cpu_seconds(other) for other in others}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
@@ -78,26 +78,12 @@ class ProcessWatch:
                         continue
                     self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
                     self.cpu[process.pid] = times.user + times.system  # the last seen: at most 0.1 s short
-                    if self.pin and "spawn_main" in self.names[process.pid]:
-                        self._pin(process)
+                    if self.pin and "spawn_main" in self.names[process.pid]:  # a worker, on its core at every
+                        core = self.cores.setdefault(process.pid, len(self.cores) % (os.cpu_count() or 1))  # poll
+                        worker_cores.pin_every_thread({core}, process.pid)  # (its new threads too)
             except psutil.Error:
                 pass
             time.sleep(0.1)
-
-    def _pin(self, process: psutil.Process) -> None:
-        """Every thread of a worker process on its core (threads started later inherit it from their parent)."""
-        core = self.cores.setdefault(process.pid, len(self.cores) % (os.cpu_count() or 1))
-        try:
-            threads = process.threads()
-        except psutil.Error:
-            return
-        for thread in threads:
-            if (process.pid, thread.id) not in self.pinned:
-                try:
-                    os.sched_setaffinity(thread.id, {core})
-                    self.pinned.add((process.pid, thread.id))
-                except OSError:  # the thread has ended
-                    continue
 
     def stop(self) -> dict[str, float]:
         """Peaks in GiB: the flow's process, and the largest of the Dask worker processes (0 when none); CPU

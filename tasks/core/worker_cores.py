@@ -46,9 +46,14 @@ def cores_of(worker: int, cores_each: int, allowed: list[int]) -> set[int]:
     return {allowed[(start + i) % len(allowed)] for i in range(cores_each)}
 
 
-def pin_every_thread(cores: set[int]) -> None:
-    """This process's threads, each on `cores` (threads started later inherit it from the thread starting them)."""
-    for thread in os.listdir("/proc/self/task"):
+def pin_every_thread(cores: set[int], process: int | str = "self") -> None:
+    """Every thread of a process (this one by default), each on `cores`; threads started later inherit it from the
+    thread starting them."""
+    try:
+        threads = os.listdir(f"/proc/{process}/task")
+    except OSError:  # the process ended
+        return
+    for thread in threads:
         try:
             os.sched_setaffinity(int(thread), cores)
         except OSError:  # the thread ended meanwhile
@@ -58,6 +63,6 @@ def pin_every_thread(cores: set[int]) -> None:
 def dask_setup(worker) -> None:
     """Dask's preload hook, run in each worker process as it starts."""
     cores_each = os.environ.get(CORES_ENV, "")
-    if not cores_each.isdigit() or not isinstance(worker.name, int) or not hasattr(os, "sched_setaffinity"):
+    if not cores_each.isdigit() or not isinstance(worker.name, int):  # set only where pin_workers() said so
         return
     pin_every_thread(cores_of(worker.name, int(cores_each), sorted(os.sched_getaffinity(0))))

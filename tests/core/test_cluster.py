@@ -25,12 +25,16 @@ def test_a_worker_thread_count_that_is_not_a_whole_number_is_one_line(monkeypatc
         threads_per_worker(2)
 
 
-def test_the_worker_thread_count_is_checked_with_the_options_before_any_work(monkeypatch, houses, tmp_path):
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("HOUSE_PIPELINE_WORKER_THREADS", "two", "HOUSE_PIPELINE_WORKER_THREADS='two'"),
+    ("HOUSE_PIPELINE_PIN_WORKERS", "yes", "HOUSE_PIPELINE_PIN_WORKERS='yes': give 1 .* 0 to leave them free")])
+def test_the_worker_settings_are_checked_with_the_options_before_any_work(monkeypatch, houses, tmp_path, variable,
+                                                                          value, message):
     from flows.config import PreprocessConfig
 
-    monkeypatch.setenv("HOUSE_PIPELINE_WORKER_THREADS", "two")
+    monkeypatch.setenv(variable, value)
     config = PreprocessConfig(data=str(houses), out=tmp_path / "out", cache=tmp_path / "cache", workers=2)
-    with pytest.raises(DataError, match="HOUSE_PIPELINE_WORKER_THREADS='two'"):
+    with pytest.raises(DataError, match=message):
         config.check_paths()
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
@@ -87,13 +91,3 @@ def test_workers_that_take_every_core_keep_to_cores_of_their_own_and_one_that_do
     assert _cluster_thread_cores(1) == {0: {allowed}}
     monkeypatch.setenv("HOUSE_PIPELINE_PIN_WORKERS", "0")  # the user's choice: free
     assert _cluster_thread_cores(2) == {0: {allowed}, 1: {allowed}}
-
-
-def test_a_pinning_choice_that_is_not_0_or_1_is_one_line_before_any_work(monkeypatch, houses, tmp_path):
-    from flows.config import PreprocessConfig
-
-    monkeypatch.setenv("HOUSE_PIPELINE_PIN_WORKERS", "yes")
-    config = PreprocessConfig(data=str(houses), out=tmp_path / "out", cache=tmp_path / "cache", workers=2)
-    with pytest.raises(DataError, match="HOUSE_PIPELINE_PIN_WORKERS='yes': give 1 .* 0 to leave them free"):
-        config.check_paths()
-    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
