@@ -251,10 +251,21 @@ def test_sweep_flow_writes_a_leaderboard_and_computes_only_new_points(run_cli, p
     assert "Leaderboard:" in result.stdout
 
 
-def _points_ran_together(prefect_api: str, since, expected: int) -> float:
+def _points_ran_together(prefect_api: str, since, expected: int) -> tuple[float, list]:
+    """How long two sweep points ran at the same time, and each point's (name, start, end) for a failure's message."""
     runs = task_runs(prefect_api, since, "search-attributes-")
     assert len(runs) == expected, [r.name for r in runs]
-    return overlap_seconds(runs)
+    return overlap_seconds(runs), sorted((r.name, f"{r.start_time:%H:%M:%S.%f}", f"{r.end_time:%H:%M:%S.%f}")
+                                         for r in runs)
+
+
+def _tasks_per_worker(address: str) -> dict:
+    """The keys each worker of the scheduler at `address` executed (from its recent transitions)."""
+    from distributed import Client
+
+    with Client(address, timeout="10s") as client:
+        return client.run(lambda dask_worker: sorted({str(e[0]) for e in dask_worker.state.log
+                                                      if len(e) > 2 and e[2] == "executing"}))
 
 
 @pytest.mark.slow
@@ -266,7 +277,8 @@ def test_sweep_runs_points_on_a_local_dask_cluster(run_cli, prefect_api, tiny, t
             "--budgets", "40s:1x2,45s:1x2", "--workers", "2", "--no-hand-built", "--no-hand-built-seed", *TINY)
     assert len(list(csv.DictReader((out / "leaderboard.csv").open()))) == 2
     # Both points reported to this API from the cluster's worker processes, and ran at the same time.
-    assert _points_ran_together(prefect_api, since, 2) > 1.0
+    overlap, spans = _points_ran_together(prefect_api, since, 2)
+    assert overlap > 1.0, spans
     assert "AutoML attributes" in read_artifact(prefect_api, "automl-attributes-45s-1x2").data
 
 
@@ -302,10 +314,18 @@ def test_sweep_on_an_existing_dask_scheduler(run_cli, prefect_api, tiny, tmp_pat
                 workers = check_dask_scheduler(address)
         since = datetime.now(UTC)
         result = run_cli("sweep", "--data", data, "--out", tmp_path / "sweep", "--cache", tmp_path / "cache",
-                         "--tasks", "attributes", "--budgets", "40s:1x2,45s:1x2", "--dask-address", address,
+                         "--tasks", "attributes", "--budgets", "40s:2x2,45s:2x2", "--dask-address", address,
                          "--no-hand-built", "--no-hand-built-seed", *TINY)
         assert "Leaderboard:" in result.stdout
-        assert _points_ran_together(prefect_api, since, 2) > 1.0
+        # Each of the two single-thread workers took one point, and the two ran at the same time. (A point is a few
+        # seconds here and each worker imports TensorFlow for its first one: on a loaded machine their starts can
+        # drift apart by seconds, so the overlap asked is only that they overlapped.)
+        overlap, spans = _points_ran_together(prefect_api, since, 2)
+        searches = {worker: [key for key in keys if key.startswith("automl_search_task-")]
+                    for worker, keys in _tasks_per_worker(address).items()}
+        why = "\n".join(map(str, [*spans, searches, (tmp_path / "dask.log").read_text()[-6000:]]))
+        assert sorted(map(len, searches.values())) == [1, 1], why
+        assert overlap > 0.0, why
     finally:
         for process in reversed(processes):
             process.terminate()
