@@ -22,6 +22,7 @@ from flows.config import (
     default_data,
 )
 from tasks.core import paths, storage
+from tasks.core.allocator import limit_malloc_arenas
 from tasks.core.errors import DataError
 from tasks.core.extras import require_extra
 from tasks.core.faults import EXIT_DEFERRED, Unreachable
@@ -511,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in FLOW_COMMANDS:
             args.handler(args)
             return 0
+        limit_malloc_arenas()  # before Prefect's and Dask's threads start
         prepare_flow_logging(debug)
         if args.command == "serve":  # serves to a running server only (it says so when there is none)
             return args.handler(args)

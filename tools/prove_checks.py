@@ -158,6 +158,12 @@ MUTANTS = [
     Mutant("every worker of a full machine pinned to the first cores", "each worker of a local cluster that takes "
            "every core keeps to cores of its own", "tasks/core/worker_cores.py", "    start = worker * cores_each",
            "    start = 0", ("tests/core/test_cluster.py",), fast=True),
+    Mutant("malloc arenas never limited", "the flow's process keeps to two malloc arenas",
+           "tasks/core/allocator.py", "    return libc.mallopt(M_ARENA_MAX, arenas) == 1", "    return True",
+           ("tests/core/test_allocator.py",), fast=True),
+    Mutant("flow commands leave their malloc arenas unlimited", "the flow's process keeps to two malloc arenas",
+           "flows/__main__.py", "        limit_malloc_arenas()  # before Prefect's and Dask's threads start",
+           "        pass", ("tests/core/test_allocator.py",), fast=True),
     Mutant("photo hashes looked up by position, not by sha256", "each photo is compared by its own perceptual hash",
            "tasks/houses/duplicates.py", "        return self.phash[at]",
            "        return np.resize(self.phash, len(shas))",
