@@ -24,7 +24,7 @@ from tasks.core.cluster import cluster_task_runner, shared_cluster
 from tasks.core.parquet import release_unused_memory
 from tasks.core.prefect_cache import refreshing, with_results_in
 from tasks.houses import duplicates, montages
-from tasks.houses.dataset import Preprocessed, summarize
+from tasks.houses.dataset import Preprocessed, dataset_columns, summarize
 from tasks.houses.ingest import hashes_needed
 from tasks.houses.montages import Montages
 from tasks.houses.prefect_tasks import (
@@ -97,7 +97,7 @@ def montage_shards_flow(config: PreprocessConfig, data_dir: Path, photo_files: P
     keys = [key.decode() for key in np.load(keys_file, allow_pickle=False)]
     batches = plan_shards_task(pd.read_parquet(photo_files), keys, config.workers or 2)
     build = with_results_in(montage_shards_task, config.cache, config.refresh_cache)
-    built = build.map(unmapped(config.cache), unmapped(data_dir), [groups for groups, _ in batches],
+    built = build.map(unmapped(config.cache), unmapped(data_dir), [batch for batch, _ in batches],
                       [keys for _, keys in batches], unmapped(config.tile_size), unmapped(config.on_bad_house),
                       list(range(1, len(batches) + 1)))
     return collect_montages_task(config.cache, keys, config.tile_size, config.on_bad_house, built.result())
@@ -136,11 +136,14 @@ def preprocess_flow(config: PreprocessConfig) -> Preprocessed:
             del houses
             release_unused_memory()
             if runner:
-                built = montage_shards_flow.with_options(task_runner=runner)(
-                    config, data_dir, _table_file(kept[montages.PHOTO_FILES], tables, "kept"),
-                    _array_file(np.array(montages.shard_plan(kept, config.tile_size)[1], "S64"), tables, "keys"))
+                photo_files = _table_file(kept[montages.PHOTO_FILES], tables, "kept")
+                keys = _array_file(np.array(montages.shard_plan(kept, config.tile_size)[1], "S64"), tables, "keys")
+                kept = dataset_columns(kept)  # the photo names and sha256 digests are in the files now
+                release_unused_memory()
+                built = montage_shards_flow.with_options(task_runner=runner)(config, data_dir, photo_files, keys)
             else:
                 built = build_montages(config.cache, data_dir, kept, config.tile_size, config.on_bad_house)
+                kept = dataset_columns(kept)
             release_unused_memory()
         dataset = build_dataset(config.cache, kept, built, config.test_size, config.seed)
         summary = summarize(config.model_dump(mode="json"), houses_read, skipped, built, dataset, found.summary())

@@ -118,6 +118,12 @@ def _write_splits(folder: Path, frames: dict[str, pd.DataFrame], montages: Monta
             writer.close()
 
 
+def dataset_columns(kept: pd.DataFrame) -> pd.DataFrame:
+    """What build_dataset reads of the kept houses (house, attributes, duplicate group): without their photo
+    names and sha256 digests, which take most of the table's memory (about 0.4 KB a house)."""
+    return kept[["house", *ATTRIBUTE_COLUMNS, *(["group"] if "group" in kept.columns else [])]]
+
+
 def _usable(kept: pd.DataFrame, montages: Montages) -> pd.DataFrame:
     """The kept houses less those whose photos failed."""
     failed = {item["house"] for item in montages.failed}
@@ -125,8 +131,7 @@ def _usable(kept: pd.DataFrame, montages: Montages) -> pd.DataFrame:
 
 
 def dataset_key(kept: pd.DataFrame, montages: Montages, test_size: float, seed: int) -> str:
-    usable = _usable(kept, montages)
-    attributes = usable[["house", *ATTRIBUTE_COLUMNS, *(["group"] if "group" in usable.columns else [])]]
+    attributes = dataset_columns(_usable(kept, montages))
     values = hashlib.sha256(np.ascontiguousarray(attributes.to_numpy(np.float64)).tobytes()).hexdigest()
     return digest(STAGE, code_version(encoding, sys.modules[__name__]), test_size, seed,
                   montages.tile_size, list(attributes.columns), values,

@@ -155,15 +155,24 @@ def collect_montages(cache: Cache, keys: list[str], tile_size: int, on_bad_house
 PHOTO_FILES = ["house", *(f"photo_{kind}" for kind in PHOTO_KINDS)]  # what a shard's worker reads of its houses
 
 
-def shard_batches(photo_files: pd.DataFrame, keys: list[str],
-                  workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
+def shard_batches(photo_files: pd.DataFrame, keys: list[str], workers: int) -> list[tuple[pd.DataFrame, list[str]]]:
     """The shards in batches for a cluster: about four batches per worker (a task's bookkeeping costs about
-    what a shard does), at most 32 shards each. `photo_files`: the houses' PHOTO_FILES columns, all that a
-    worker reads (the flow's process keeps every task's parameters until the run ends); `keys`: the shards' cache
-    keys (shard_plan)."""
+    what a shard does), at most 32 shards each; a batch is one table of its shards' houses (batch_shards splits
+    it again on the worker: one small table per shard would cost the flow's process about 100 Python objects a
+    shard, kept with the tasks' parameters until the run ends). `photo_files`: the houses' PHOTO_FILES columns,
+    all that a worker reads; `keys`: the shards' cache keys (shard_plan)."""
     groups, _ = shard_plan(photo_files[PHOTO_FILES], None)
     size = max(1, min(32, -(-len(groups) // (4 * workers))))
-    return [(groups[i:i + size], keys[i:i + size]) for i in range(0, len(groups), size)]
+    return [(pd.concat(groups[i:i + size], ignore_index=True), keys[i:i + size])
+            for i in range(0, len(groups), size)]
+
+
+def batch_shards(batch: pd.DataFrame, keys: list[str]) -> list[tuple[pd.DataFrame, str]]:
+    """A batch of shard_batches back as (houses, key) per shard, the houses in their order in the plan."""
+    groups, _ = shard_plan(batch, None)
+    if len(groups) != len(keys):
+        raise ValueError(f"a batch of {len(groups)} shards came with {len(keys)} keys")
+    return list(zip(groups, keys, strict=True))
 
 
 def build_montages(

@@ -135,13 +135,14 @@ def _shard_batch_entry(inputs: dict) -> tuple[str, bool]:
 
 # No Prefect timeout: it runs on Dask workers' threads, where Prefect cannot enforce one (and would warn per task).
 @task(**cached("build-montage-shards", _shard_batch_entry), task_run_name="montage-shards-{number}")
-def montage_shards_task(cache_dir: Path, data_dir: Path, groups: list[pd.DataFrame], keys: list[str], tile_size: int,
+def montage_shards_task(cache_dir: Path, data_dir: Path, batch: pd.DataFrame, keys: list[str], tile_size: int,
                         on_bad_house: ingest.OnBadHouse, number: int) -> montages.ShardBatch:
     """One batch of montage shards on a cluster worker, each read from the data and written to the cache as it
     is done; how many it built. The worker's share of the cores decodes the photos."""
     log = get_run_logger()
     cache = Cache(cache_dir, log, refreshing())
-    todo = [(group, key) for group, key in zip(groups, keys) if cache.lookup(montages.STAGE, key) is None]
+    todo = [(group, key) for group, key in montages.batch_shards(batch, keys)
+            if cache.lookup(montages.STAGE, key) is None]
     data_dir = _photos_here(data_dir, [name for group, _ in todo for kind in ingest.PHOTO_KINDS
                                        for name in group[f"photo_{kind}"]])
     montages.build_shards(cache, data_dir, todo, tile_size, on_bad_house, _worker_threads(), log)
@@ -185,7 +186,7 @@ def collect_montages_task(cache_dir: Path, keys: list[str], tile_size: int, on_b
 
 @task(name="plan-montage-shards", cache_policy=NO_CACHE)
 def plan_shards_task(photo_files: pd.DataFrame, keys: list[str],
-                     workers: int) -> list[tuple[list[pd.DataFrame], list[str]]]:
+                     workers: int) -> list[tuple[pd.DataFrame, list[str]]]:
     """The montage shards in batches, about four per worker."""
     return montages.shard_batches(photo_files, keys, workers)
 

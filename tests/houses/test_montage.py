@@ -72,3 +72,24 @@ def test_truncated_photo_is_a_clear_error(tmp_path: Path):
 def test_tutorial_reference_has_the_same_layout(tmp_path: Path):
     paths = _photos(tmp_path)
     assert np.abs(tutorial_montage(paths).astype(int) - house_montage(paths, 32)).mean() < 2
+
+
+def test_shard_batches_hand_each_worker_its_shards_whole_with_their_keys_in_plan_order():
+    """A batch travels as one table (not a table per shard) and is split back on the worker into exactly the
+    shards, houses and keys of the plan."""
+    import pandas as pd
+
+    from tasks.houses.montages import PHOTO_FILES, SHARD_HOUSES, batch_shards, shard_batches, shard_plan
+
+    numbers = np.random.default_rng(3).permutation(np.arange(1, 9 * SHARD_HOUSES + 40))[:500]  # file order, gaps
+    houses = pd.DataFrame({"house": numbers, **{column: [f"{n}_{column[6:]}.jpg" for n in numbers]
+                                                for column in PHOTO_FILES[1:]}})
+    groups, _ = shard_plan(houses, None)
+    keys = [f"key-{i}" for i in range(len(groups))]
+    batches = shard_batches(houses, keys, workers=1)
+    assert len(groups) == 10 and [len(batch_keys) for _, batch_keys in batches] == [3, 3, 3, 1]
+    assert all(isinstance(batch, pd.DataFrame) for batch, _ in batches)
+    back = [shard for batch, batch_keys in batches for shard in batch_shards(batch, batch_keys)]
+    assert [key for _, key in back] == keys
+    for (group, _), planned in zip(back, groups, strict=True):
+        pd.testing.assert_frame_equal(group.reset_index(drop=True), planned.reset_index(drop=True))
