@@ -9,7 +9,6 @@ arenas are enough for a process whose heavy work runs on a cluster's workers or 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -19,9 +18,11 @@ FLOW_ARENAS = 2
 
 def limit_malloc_arenas(arenas: int = FLOW_ARENAS) -> bool:
     """At most `arenas` malloc arenas in this process from now on (arenas that exist stay; threads share them
-    beyond the limit). Not done where the allocator is not glibc's, or where MALLOC_ARENA_MAX is set (glibc
-    honoured it when the process started). True when it was done."""
-    if os.environ.get("MALLOC_ARENA_MAX") or platform.libc_ver()[0] != "glibc":
+    beyond the limit). Not done where the allocator is not glibc's, or where the user chose a limit
+    (MALLOC_ARENA_MAX or GLIBC_TUNABLES' glibc.malloc.arena_max, which glibc honoured as the process started).
+    True when it was done."""
+    chosen = os.environ.get("MALLOC_ARENA_MAX") or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+    if chosen or platform.libc_ver()[0] != "glibc":
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    return libc.mallopt(M_ARENA_MAX, arenas) == 1
+    # CDLL(None): this process's own symbols, glibc's mallopt among them (no search for the library).
+    return ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas) == 1

@@ -38,8 +38,9 @@ ctypes.CDLL(ctypes.util.find_library("c")).malloc_stats()
 
 
 def _arenas(mode: str, **env: str) -> tuple[str, int]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
     done = subprocess.run([sys.executable, "-c", THREADS, mode], cwd=ROOT, capture_output=True, text=True,
-                          env={**{k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}, **env}, check=True)
+                          env={**clean, **env}, check=True)
     return done.stdout.strip(), len(re.findall(r"^Arena \d+:", done.stderr, re.MULTILINE))
 
 
@@ -54,5 +55,7 @@ def test_a_flow_command_limits_its_process_to_two_arenas():
     assert exit_code.splitlines()[-1] != "0" and arenas == 2, (exit_code, arenas)
 
 
-def test_a_malloc_arena_max_set_by_the_user_is_left_as_it_is():
-    assert _arenas("limit", MALLOC_ARENA_MAX="3") == ("False", 3)
+@pytest.mark.parametrize("variable, value", [("MALLOC_ARENA_MAX", "3"),
+                                             ("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")])
+def test_an_arena_limit_set_by_the_user_is_left_as_it_is(variable, value):
+    assert _arenas("limit", **{variable: value}) == ("False", 3)
