@@ -17,8 +17,8 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,15 +29,12 @@ TRAINERS = ("fit", "stream")
 def child(dataset: Path, trainer: str, epochs: int, work: Path) -> None:
     """One training in this process; prints samples/s over epochs 2..N and this process's peak resident MiB."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from bench.bench_train import time_trainer
     from tasks.price.options import PriceOptions
-    from tasks.price.train import train_model
 
     encoders = json.loads((dataset / "encoders.json").read_text())
-    stamps: list[float] = []
     options = PriceOptions(strategy="mixed", trainer=trainer, epochs=epochs, batch_size=8)
-    result = train_model(dataset / "train.parquet", encoders, options, work,
-                         report=lambda epoch, epochs_, logs: stamps.append(time.perf_counter()))
-    rate = (len(stamps) - 1) * result.n_train / (stamps[-1] - stamps[0])
+    rate, _ = time_trainer(dataset, encoders, options, work)
     print(json.dumps({"rate": rate, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
@@ -76,18 +73,12 @@ def main() -> None:
         print("| trainer | arenas | samples/s (median of rounds) | ratio to default | peak MiB (median) |")
         print("|---|---|---:|---:|---:|")
         for trainer in TRAINERS:
-            default = _median([r["rate"] for r in results[(trainer, "default arenas")]])
+            default = median([r["rate"] for r in results[(trainer, "default arenas")]])
             for setting in SETTINGS:
                 rates = [r["rate"] for r in results[(trainer, setting)]]
                 peaks = [r["peak_mib"] for r in results[(trainer, setting)]]
-                print(f"| {trainer} | {setting} | {_median(rates):.1f} | {_median(rates) / default:.2f}x | "
-                      f"{_median(peaks):.0f} |")
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+                print(f"| {trainer} | {setting} | {median(rates):.1f} | {median(rates) / default:.2f}x | "
+                      f"{median(peaks):.0f} |")
 
 
 if __name__ == "__main__":
