@@ -50,6 +50,9 @@ PLACEMENTS = {"core-each": "the bench keeps each worker process on one core of i
               "free": "HOUSE_PIPELINE_PIN_WORKERS=0 (the system puts every thread where it likes)"}
 
 
+POLL_SECONDS = 0.25  # each poll reads every process of the machine: the watch's own CPU stays below 1 % of a core
+
+
 class ProcessWatch:
     """The peak resident memory and the CPU seconds of a process, of each of its descendants and of `others`
     (the Prefect server), polled in a thread. With `pin`, every thread of each Dask worker process is kept on one
@@ -77,13 +80,13 @@ class ProcessWatch:
                     except psutil.Error:
                         continue
                     self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
-                    self.cpu[process.pid] = times.user + times.system  # the last seen: at most 0.1 s short
+                    self.cpu[process.pid] = times.user + times.system  # the last seen: at most a poll short
                     if self.pin and "spawn_main" in self.names[process.pid]:  # a worker, on its core at every
                         core = self.cores.setdefault(process.pid, len(self.cores) % (os.cpu_count() or 1))  # poll
                         worker_cores.pin_every_thread({core}, process.pid)  # (its new threads too)
             except psutil.Error:
                 pass
-            time.sleep(0.1)
+            time.sleep(POLL_SECONDS)
 
     def stop(self) -> dict[str, float]:
         """Peaks in GiB: the flow's process, and the largest of the Dask worker processes (0 when none); CPU

@@ -153,8 +153,8 @@ MUTANTS = [
            "file's", "tasks/houses/ingest.py", "    shas[listing.rows, listing.kinds] = digests",
            "    shas.ravel()[:len(digests)] = digests", ("tests/houses/test_ingest.py",), fast=True),
     Mutant("photos read ahead handed back last first", "each photo's hash and montage tile are its own file's",
-           "tasks/core/read_ahead.py", "            yield works.popleft().result()",
-           "            yield works.pop().result()", ("tests/core/test_read_ahead.py",), fast=True),
+           "tasks/core/read_ahead.py", "            yield from works.popleft().result()",
+           "            yield from works.pop().result()", ("tests/core/test_read_ahead.py",), fast=True),
     Mutant("every worker of a full machine pinned to the first cores", "each worker of a local cluster that takes "
            "every core keeps to cores of its own", "tasks/core/worker_cores.py", "    start = worker * cores_each",
            "    start = 0", ("tests/core/test_cluster.py",), fast=True),

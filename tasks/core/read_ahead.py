@@ -7,7 +7,9 @@ decoding stay as many as asked. HOUSE_PIPELINE_READS_PER_CORE sets the reading t
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,10 +18,10 @@ from typing import TypeVar
 from tasks.core.errors import DataError
 
 READS_PER_CORE = 4  # reading threads per decoding thread, unless HOUSE_PIPELINE_READS_PER_CORE says otherwise
+CHUNK = 8  # items read and decoded per step of a thread
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Content = bytes | OSError
-_END = object()
 
 
 def read_file(path: str | os.PathLike) -> Content:
@@ -48,42 +50,54 @@ def read_threads(workers: int) -> int:
 
 
 def map_read_ahead(function: Callable[[Item, list[Content]], Result], items: Iterable[Item],
-                   paths_of: Callable[[Item], Sequence[str | os.PathLike]], workers: int) -> Iterator[Result]:
+                   paths_of: Callable[[Item], Sequence[str | os.PathLike]], workers: int,
+                   chunk: int = CHUNK) -> Iterator[Result]:
     """function(item, its files' contents) for each item, in the items' order, on `workers` threads, while
-    reads_per_core() x `workers` threads read the next items' files (at most twice as many files as readers
-    ahead, so memory stays bounded; with none, each decoding thread reads its own). Work not started is dropped
-    when the caller stops early or fails."""
+    reads_per_core() x `workers` threads read the next items' files (with none, each decoding thread reads its
+    own). Items go `chunk` at a time: one read and one decoding step per chunk, not per file, so that the threads'
+    bookkeeping (a future, a wake-up, the lock handed over) stays small next to decoding a photo. At most twice as
+    many chunks as readers are read ahead (memory stays bounded). Work not started is dropped when the caller
+    stops early or a call fails."""
     readers = read_threads(workers)
     reader = ThreadPoolExecutor(readers) if reads_per_core() else None  # None: read by the decoding thread
     worker = ThreadPoolExecutor(max(1, workers))
-    reads: deque[tuple[Item, list]] = deque()  # each item with its files' reads (or paths, without readers)
+    reads: deque[tuple[list[Item], Future | None]] = deque()  # each chunk with its files' read (None: not yet)
     works: deque[Future] = deque()
     pending = iter(items)
-    queued_files = 0
+    stopped = threading.Event()  # a call failed or the caller stopped: the chunks queued do nothing more
+
+    def read_chunk(group: list[Item]) -> list[list[Content]]:
+        return [[read_file(path) for path in paths_of(item)] for item in group]
 
     def read_more() -> None:
-        nonlocal queued_files
-        while queued_files < 2 * readers:
-            item = next(pending, _END)
-            if item is _END:
+        while len(reads) < 2 * readers:
+            group = list(itertools.islice(pending, max(1, chunk)))
+            if not group:
                 return
-            files = [reader.submit(read_file, path) if reader else path for path in paths_of(item)]
-            reads.append((item, files))
-            queued_files += len(files)
+            reads.append((group, reader.submit(read_chunk, group) if reader else None))
 
-    def run(item: Item, files: list) -> Result:
-        return function(item, [file.result() if reader else read_file(file) for file in files])
+    def run(group: list[Item], read: Future | None) -> list[Result]:
+        contents = read.result() if read else read_chunk(group)
+        results = []
+        for item, files in zip(group, contents, strict=True):
+            if stopped.is_set():
+                break
+            try:
+                results.append(function(item, files))
+            except BaseException:
+                stopped.set()
+                raise
+        return results
 
     try:
         read_more()
         while reads or works:
             while reads and len(works) < 2 * max(1, workers):
-                item, files = reads.popleft()
-                queued_files -= len(files)
-                works.append(worker.submit(run, item, files))
+                works.append(worker.submit(run, *reads.popleft()))
                 read_more()
-            yield works.popleft().result()
+            yield from works.popleft().result()
     finally:
+        stopped.set()
         worker.shutdown(wait=True, cancel_futures=True)
         if reader:
             reader.shutdown(wait=True, cancel_futures=True)

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +70,11 @@ def _shard_key(shard: pd.DataFrame, tile_size: int, version: str) -> str:
     return digest(STAGE, version, tile_size, photos)
 
 
-def _photo_paths(data_dir: Path, row: pd.Series) -> list[Path]:
+def _photo_paths(data_dir: Path, row: Mapping) -> list[Path]:
     return [data_dir / row[f"photo_{kind}"] for kind in PHOTO_KINDS]
 
 
-def _build_one(data_dir: Path, row: pd.Series, tile_size: int,
+def _build_one(data_dir: Path, row: Mapping, tile_size: int,
                contents: list[Content]) -> tuple[int, bytes | None, str | None]:
     """(house, montage bytes or None, problem or None) from the house's four photos as read."""
     interrupt.check()  # queued photos are dropped at once when the run is stopped
@@ -118,7 +118,7 @@ def build_shards(cache: Cache, data_dir: Path, todo: list[tuple[pd.DataFrame, st
     done, started, problems = 0, time.perf_counter(), []
     last_report = started
     # Decoded on `workers` threads (OpenCV releases the GIL) while the next photos are read, across shards.
-    rows = (row for group, _ in todo for _, row in group.iterrows())
+    rows = (row for group, _ in todo for row in group.to_dict("records"))  # a dict a house: far cheaper than a Series
     built = map_read_ahead(lambda row, contents: _build_one(data_dir, row, tile_size, contents), rows,
                            lambda row: _photo_paths(data_dir, row), workers)
     with contextlib.closing(built):  # a failing shard drops the reads and montages queued after it
@@ -156,15 +156,21 @@ PHOTO_FILES = ["house", *(f"photo_{kind}" for kind in PHOTO_KINDS)]  # what a sh
 
 
 def shard_batches(photo_files: pd.DataFrame, keys: list[str], workers: int) -> list[tuple[pd.DataFrame, list[str]]]:
-    """The shards in batches for a cluster: about four batches per worker (a task's bookkeeping costs about
-    what a shard does), at most 32 shards each; a batch is one table of its shards' houses (batch_shards splits
-    it again on the worker: one small table per shard would cost the flow's process about 100 Python objects a
-    shard, kept with the tasks' parameters until the run ends). `photo_files`: the houses' PHOTO_FILES columns,
-    all that a worker reads; `keys`: the shards' cache keys (shard_plan)."""
+    """The shards in batches for a cluster: at least four batches per worker (a task's bookkeeping costs about
+    what a shard does), at most 32 shards each, as many batches as a whole number of rounds of the workers needs
+    and the shards spread evenly over them (no batch left to run alone at the end while the other workers wait).
+    A batch is one table of its shards' houses (batch_shards splits it again on the worker: one small table per
+    shard would cost the flow's process about 100 Python objects a shard, kept with the tasks' parameters until
+    the run ends). `photo_files`: the houses' PHOTO_FILES columns, all that a worker reads; `keys`: the shards'
+    cache keys (shard_plan)."""
     groups, _ = shard_plan(photo_files[PHOTO_FILES], None)
-    size = max(1, min(32, -(-len(groups) // (4 * workers))))
-    return [(pd.concat(groups[i:i + size], ignore_index=True), keys[i:i + size])
-            for i in range(0, len(groups), size)]
+    rounds = max(4, -(-len(groups) // (32 * workers)))
+    count = min(len(groups), rounds * workers)
+    if count == 0:
+        return []
+    bounds = [len(groups) * i // count for i in range(count + 1)]
+    return [(pd.concat(groups[start:end], ignore_index=True), keys[start:end])
+            for start, end in itertools.pairwise(bounds)]
 
 
 def batch_shards(batch: pd.DataFrame, keys: list[str]) -> list[tuple[pd.DataFrame, str]]:

@@ -55,8 +55,10 @@ def test_files_are_read_ahead_of_a_busy_decoder_but_not_all_at_once(files, monke
             seen_while_first_ran.append(len(read))
         return item
 
-    assert list(map_read_ahead(slow_first, range(60), lambda item: [files[item]], workers=1)) == list(range(60))
-    assert 10 <= seen_while_first_ran[0] <= 2 * read_threads(1) + 2  # ahead, within its bound
+    got = map_read_ahead(slow_first, range(60), lambda item: [files[item]], workers=1, chunk=2)
+    assert list(got) == list(range(60))
+    # Ahead, within its bound: twice as many chunks of two as readers, and the two chunks handed to decoding.
+    assert 10 <= seen_while_first_ran[0] <= (2 * read_threads(1) + 2) * 2
     assert len(read) == 60
 
 
@@ -74,6 +76,26 @@ def test_no_more_decoding_threads_than_workers(files):
 
     assert list(map_read_ahead(work, range(60), lambda item: [files[item]], workers=2)) == list(range(60))
     assert most[0] == 2
+
+
+def test_items_are_read_and_decoded_a_chunk_at_a_time(files, monkeypatch):
+    reader_of = {}
+    real = read_ahead.read_file
+    def read(path):
+        reader_of[files.index(path)] = threading.current_thread()
+        return real(path)
+
+    monkeypatch.setattr(read_ahead, "read_file", read)
+    decoders = []
+
+    def decode(item, contents):
+        decoders.append((item, threading.current_thread()))
+        return item
+
+    assert list(map_read_ahead(decode, range(20), lambda item: [files[item]], workers=1, chunk=8)) == list(range(20))
+    # A chunk's files on one reading thread one after another, the chunk's items decoded by one thread.
+    assert all(len({reader_of[i] for i in range(start, min(start + 8, 20))}) == 1 for start in (0, 8, 16))
+    assert len({thread for _, thread in decoders}) == 1 and [item for item, _ in decoders] == list(range(20))
 
 
 def test_a_failure_stops_the_work_not_yet_started(files):

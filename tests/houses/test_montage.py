@@ -87,9 +87,27 @@ def test_shard_batches_hand_each_worker_its_shards_whole_with_their_keys_in_plan
     groups, _ = shard_plan(houses, None)
     keys = [f"key-{i}" for i in range(len(groups))]
     batches = shard_batches(houses, keys, workers=1)
-    assert len(groups) == 10 and [len(batch_keys) for _, batch_keys in batches] == [3, 3, 3, 1]
+    assert len(groups) == 10 and [len(batch_keys) for _, batch_keys in batches] == [2, 3, 2, 3]
     assert all(isinstance(batch, pd.DataFrame) for batch, _ in batches)
     back = [shard for batch, batch_keys in batches for shard in batch_shards(batch, batch_keys)]
     assert [key for _, key in back] == keys
     for (group, _), planned in zip(back, groups, strict=True):
         pd.testing.assert_frame_equal(group.reset_index(drop=True), planned.reset_index(drop=True))
+
+
+@pytest.mark.parametrize(("shards", "workers", "sizes"), [
+    (782, 2, {30: 24, 31: 2}),  # 50,000 houses: 13 full rounds of two, not 24 batches of 32 and one of 14
+    (782, 1, {31: 18, 32: 7}),
+    (79, 2, {9: 1, 10: 7}),  # at least four batches a worker
+    (3, 2, {1: 3}),  # no empty batch
+])
+def test_shard_batches_fill_whole_rounds_of_the_workers_evenly(shards, workers, sizes):
+    import pandas as pd
+
+    from tasks.houses.montages import PHOTO_FILES, SHARD_HOUSES, shard_batches
+
+    numbers = np.arange(1, shards * SHARD_HOUSES + 1)
+    houses = pd.DataFrame({"house": numbers, **{column: "x.jpg" for column in PHOTO_FILES[1:]}})
+    batches = shard_batches(houses, [f"key-{i}" for i in range(shards)], workers)
+    counted = pd.Series([len(keys) for _, keys in batches]).value_counts().to_dict()
+    assert counted == sizes and (len(batches) % workers == 0 or len(batches) == shards)
