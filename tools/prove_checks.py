@@ -155,6 +155,13 @@ MUTANTS = [
     Mutant("photos read ahead handed back last first", "each photo's hash and montage tile are its own file's",
            "tasks/core/read_ahead.py", "            yield from works.popleft().result()",
            "            yield from works.pop().result()", ("tests/core/test_read_ahead.py",), fast=True),
+    Mutant("a failed item leaves the other chunks running to their end",
+           "work not started is dropped when a call fails",
+           "tasks/core/read_ahead.py", "            if stopped.is_set():", "            if False:",
+           ("tests/core/test_read_ahead.py",), fast=True),
+    Mutant("montage batches of 32 shards whatever the workers", "montage batches fill whole rounds of the workers",
+           "tasks/houses/montages.py", "    count = min(len(groups), rounds * workers)",
+           "    count = min(len(groups), -(-len(groups) // 32))", ("tests/houses/test_montage.py",), fast=True),
     Mutant("every worker of a full machine pinned to the first cores", "each worker of a local cluster that takes "
            "every core keeps to cores of its own", "tasks/core/worker_cores.py", "    start = worker * cores_each",
            "    start = 0", ("tests/core/test_cluster.py",), fast=True),

@@ -112,6 +112,24 @@ def test_a_failure_stops_the_work_not_yet_started(files):
     assert len(started) < 10
 
 
+def test_a_failure_stops_the_chunk_running_beside_it_at_its_next_item(files):
+    started, second_chunk_running = [], threading.Event()
+
+    def work(item, contents):
+        started.append(item)
+        if item == 8:  # the second chunk, on the other decoding thread
+            second_chunk_running.set()
+        if item == 1:
+            second_chunk_running.wait(5)
+            raise ValueError("bad item 1")
+        time.sleep(0.1)
+        return item
+
+    with pytest.raises(ValueError, match="bad item 1"):
+        list(map_read_ahead(work, range(60), lambda item: [files[item]], workers=2, chunk=8))
+    assert 8 in started and len([item for item in started if item >= 8]) <= 3  # not the whole chunk of eight
+
+
 def test_a_montage_from_files_equals_one_from_their_decoded_images(tmp_path):
     rng = np.random.default_rng(0)
     paths = []
