@@ -8,6 +8,7 @@ decoding stay as many as asked. HOUSE_PIPELINE_READS_PER_CORE sets the reading t
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 from collections import deque
@@ -18,10 +19,11 @@ from typing import TypeVar
 from tasks.core.errors import DataError
 
 READS_PER_CORE = 4  # reading threads per decoding thread, unless HOUSE_PIPELINE_READS_PER_CORE says otherwise
-CHUNK = 8  # items read and decoded per step of a thread
+CHUNK_FILES = 8  # files (whole items) read and decoded per step of a thread
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Content = bytes | OSError
+_END = object()
 
 
 def read_file(path: str | os.PathLike) -> Content:
@@ -51,53 +53,86 @@ def read_threads(workers: int) -> int:
 
 def map_read_ahead(function: Callable[[Item, list[Content]], Result], items: Iterable[Item],
                    paths_of: Callable[[Item], Sequence[str | os.PathLike]], workers: int,
-                   chunk: int = CHUNK) -> Iterator[Result]:
+                   chunk_files: int = CHUNK_FILES) -> Iterator[Result]:
     """function(item, its files' contents) for each item, in the items' order, on `workers` threads, while
     reads_per_core() x `workers` threads read the next items' files (with none, each decoding thread reads its
-    own). Items go `chunk` at a time: one read and one decoding step per chunk, not per file, so that the threads'
-    bookkeeping (a future, a wake-up, the lock handed over) stays small next to decoding a photo. At most twice as
-    many chunks as readers are read ahead (memory stays bounded). Work not started is dropped when the caller
-    stops early or a call fails."""
+    own). Items go in chunks of about `chunk_files` files (whole items, at least one): one read and one decoding
+    step per chunk, not per file, so that the threads' bookkeeping (a future, a wake-up, the lock handed over)
+    stays small next to decoding a photo. At most one chunk per reading thread waits read ahead, besides the
+    chunks being decoded (memory stays bounded). When a call fails, the chunks before it still finish (every
+    result before the failure is handed back, then the error) and the chunks after it stop; when the caller
+    stops early, every chunk stops at its next item."""
     readers = read_threads(workers)
     reader = ThreadPoolExecutor(readers) if reads_per_core() else None  # None: read by the decoding thread
     worker = ThreadPoolExecutor(max(1, workers))
-    reads: deque[tuple[list[Item], Future | None]] = deque()  # each chunk with its files' read (None: not yet)
-    works: deque[Future] = deque()
-    pending = iter(items)
-    stopped = threading.Event()  # a call failed or the caller stopped: the chunks queued do nothing more
+    reads: deque[tuple[int, list, Future | None]] = deque()  # (number, [(item, paths)], its read or None)
+    works: deque[tuple[Future, int]] = deque()  # each chunk's decoding and its number of items
+    pending, numbers = iter(items), itertools.count()
+    first_failed = [math.inf]  # the number of the first chunk whose call failed; -1 once the caller stopped
+    lock = threading.Lock()
 
-    def read_chunk(group: list[Item]) -> list[list[Content]]:
-        return [[read_file(path) for path in paths_of(item)] for item in group]
+    def abandoned(number: int) -> bool:
+        """Whether the chunk `number` will never be handed back (a chunk before it failed, or the caller left)."""
+        return number > first_failed[0]
+
+    def stop_after(number: int) -> None:
+        with lock:
+            first_failed[0] = min(first_failed[0], number)
+
+    def next_chunk() -> list[tuple[Item, list]]:
+        group, files = [], 0
+        while files < chunk_files:
+            item = next(pending, _END)
+            if item is _END:
+                break
+            paths = list(paths_of(item))
+            group.append((item, paths))
+            files += max(1, len(paths))
+        return group
+
+    def read_chunk(number: int, group: list[tuple[Item, list]]) -> list[list[Content]] | None:
+        contents = []
+        for _, paths in group:
+            if abandoned(number):
+                return None
+            contents.append([read_file(path) for path in paths])
+        return contents
 
     def read_more() -> None:
-        while len(reads) < 2 * readers:
-            group = list(itertools.islice(pending, max(1, chunk)))
+        while len(reads) < readers:
+            group = next_chunk()
             if not group:
                 return
-            reads.append((group, reader.submit(read_chunk, group) if reader else None))
+            number = next(numbers)
+            reads.append((number, group, reader.submit(read_chunk, number, group) if reader else None))
 
-    def run(group: list[Item], read: Future | None) -> list[Result]:
-        contents = read.result() if read else read_chunk(group)
-        results = []
-        for item, files in zip(group, contents, strict=True):
-            if stopped.is_set():
-                break
-            try:
+    def run(number: int, group: list[tuple[Item, list]], read: Future | None) -> list[Result]:
+        try:
+            contents = None if abandoned(number) else read.result() if read else read_chunk(number, group)
+            results = []
+            for (item, _), files in zip(group, contents or [], strict=False):
+                if abandoned(number):
+                    break
                 results.append(function(item, files))
-            except BaseException:
-                stopped.set()
-                raise
-        return results
+            return results
+        except BaseException:
+            stop_after(number)
+            raise
 
     try:
         read_more()
         while reads or works:
             while reads and len(works) < 2 * max(1, workers):
-                works.append(worker.submit(run, *reads.popleft()))
+                number, group, read = reads.popleft()
+                works.append((worker.submit(run, number, group, read), len(group)))
                 read_more()
-            yield from works.popleft().result()
+            decoding, expected = works.popleft()
+            results = decoding.result()
+            if len(results) != expected:  # only chunks after a failure stop short, and those are never reached
+                raise RuntimeError(f"read-ahead: a chunk handed back {len(results)} of its {expected} results")
+            yield from results
     finally:
-        stopped.set()
+        stop_after(-1)
         worker.shutdown(wait=True, cancel_futures=True)
         if reader:
             reader.shutdown(wait=True, cancel_futures=True)

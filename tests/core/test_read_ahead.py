@@ -55,10 +55,10 @@ def test_files_are_read_ahead_of_a_busy_decoder_but_not_all_at_once(files, monke
             seen_while_first_ran.append(len(read))
         return item
 
-    got = map_read_ahead(slow_first, range(60), lambda item: [files[item]], workers=1, chunk=2)
+    got = map_read_ahead(slow_first, range(60), lambda item: [files[item]], workers=1, chunk_files=2)
     assert list(got) == list(range(60))
-    # Ahead, within its bound: twice as many chunks of two as readers, and the two chunks handed to decoding.
-    assert 10 <= seen_while_first_ran[0] <= (2 * read_threads(1) + 2) * 2
+    # Ahead, within its bound: a chunk of two files per reader waiting, and the two chunks handed to decoding.
+    assert 10 <= seen_while_first_ran[0] <= (read_threads(1) + 2) * 2
     assert len(read) == 60
 
 
@@ -92,10 +92,17 @@ def test_items_are_read_and_decoded_a_chunk_at_a_time(files, monkeypatch):
         decoders.append((item, threading.current_thread()))
         return item
 
-    assert list(map_read_ahead(decode, range(20), lambda item: [files[item]], workers=1, chunk=8)) == list(range(20))
+    got = map_read_ahead(decode, range(20), lambda item: [files[item]], workers=1, chunk_files=8)
+    assert list(got) == list(range(20))
     # A chunk's files on one reading thread one after another, the chunk's items decoded by one thread.
     assert all(len({reader_of[i] for i in range(start, min(start + 8, 20))}) == 1 for start in (0, 8, 16))
     assert len({thread for _, thread in decoders}) == 1 and [item for item, _ in decoders] == list(range(20))
+    # Items of four files each: two a chunk, each chunk's eight files on one thread.
+    reader_of.clear()
+    got = map_read_ahead(lambda item, contents: len(contents), range(0, 60, 4),
+                         lambda item: files[item:item + 4], workers=1, chunk_files=8)
+    assert list(got) == [4] * 15
+    assert all(len({reader_of[i] for i in range(start, start + 8)}) == 1 for start in range(0, 56, 8))
 
 
 def test_a_failure_stops_the_work_not_yet_started(files):
@@ -112,7 +119,7 @@ def test_a_failure_stops_the_work_not_yet_started(files):
     assert len(started) < 10
 
 
-def test_a_failure_stops_the_chunk_running_beside_it_at_its_next_item(files):
+def test_a_failure_stops_the_chunk_after_it_at_its_next_item(files):
     started, second_chunk_running = [], threading.Event()
 
     def work(item, contents):
@@ -122,12 +129,33 @@ def test_a_failure_stops_the_chunk_running_beside_it_at_its_next_item(files):
         if item == 1:
             second_chunk_running.wait(5)
             raise ValueError("bad item 1")
-        time.sleep(0.1)
+        time.sleep(0.3)
         return item
 
     with pytest.raises(ValueError, match="bad item 1"):
-        list(map_read_ahead(work, range(60), lambda item: [files[item]], workers=2, chunk=8))
+        list(map_read_ahead(work, range(60), lambda item: [files[item]], workers=2, chunk_files=8))
     assert 8 in started and len([item for item in started if item >= 8]) <= 3  # not the whole chunk of eight
+
+
+def test_a_failure_lets_the_chunks_before_it_finish_and_hands_back_all_their_results_first(files):
+    """A later chunk failing must not cut an earlier one short: its caller (a shard of montages) counts on every
+    result before the failure, in order, then the error."""
+    third_chunk_failed = threading.Event()
+
+    def work(item, contents):
+        if item == 4:  # the third chunk, while the first is still at its first item
+            third_chunk_failed.set()
+            raise ValueError("bad item 4")
+        if item == 0:
+            third_chunk_failed.wait(5)
+            time.sleep(0.2)
+        return item
+
+    handed_back = []
+    with pytest.raises(ValueError, match="bad item 4"):
+        for item in map_read_ahead(work, range(60), lambda item: [files[item]], workers=3, chunk_files=2):
+            handed_back.append(item)
+    assert handed_back == [0, 1, 2, 3]
 
 
 def test_a_montage_from_files_equals_one_from_their_decoded_images(tmp_path):
