@@ -109,8 +109,10 @@ def map_read_ahead(function: Callable[[Item, list[Content]], Result], items: Ite
     def run(number: int, group: list[tuple[Item, list]], read: Future | None) -> list[Result]:
         try:
             contents = None if abandoned(number) else read.result() if read else read_chunk(number, group)
+            if contents is None:  # abandoned before or while it was read: never handed back
+                return []
             results = []
-            for (item, _), files in zip(group, contents or [], strict=False):
+            for (item, _), files in zip(group, contents, strict=True):
                 if abandoned(number):
                     break
                 results.append(function(item, files))
